@@ -1,0 +1,1 @@
+/* ag_agent.c: not written yet. */

@@ -1,0 +1,142 @@
+/*
+ * wr/conn.h: a byte-stream connection over a libuv TCP handle, either plain
+ * TCP or TLS 1.3 (wolfSSL, ALPN "warren/1"). The same object carries tunnels
+ * (TLS) and visitor/service sockets (plain), so relays treat both alike.
+ *
+ * Loop thread only. A connection is created by wr_conn_dial() or
+ * wr_conn_accept() and lives until its on_close callback has returned; it is
+ * freed right after. wr_conn_close() is idempotent.
+ */
+#ifndef WR_CONN_H
+#define WR_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "wr/buf.h"
+#include "wr/err.h"
+
+#define WR_ALPN "warren/1"
+
+struct wr_conn;
+struct wr_tls_ctx;
+
+/* All callbacks are optional except on_close, and are never called from inside
+ * the wr_conn_* call that caused them. */
+struct wr_conn_cbs {
+    /* Dials: TCP connected and, with TLS, the handshake verified. Accepted TLS
+     * connections: handshake done. Not called for accepted plain connections,
+     * which are ready at once. status < 0: failed (WR_ETLS, WR_EALPN,
+     * WR_ETIMEDOUT, -ECONNREFUSED, ...); the owner should close. Exactly once. */
+    void (*on_ready)(struct wr_conn *c, int status, void *arg);
+    /* Plaintext arrived. <data> is borrowed for the duration of the call only. */
+    void (*on_read)(struct wr_conn *c, const uint8_t *data, size_t len, void *arg);
+    /* The peer ended its direction (TCP FIN, or TLS close_notify). Once. */
+    void (*on_eof)(struct wr_conn *c, void *arg);
+    /* A fatal error on the connection (reset, TLS alert, bad record). The owner
+     * should close. No on_read/on_eof follows. */
+    void (*on_error)(struct wr_conn *c, int err, void *arg);
+    /* The write queue fell to zero after having held data: resume producing. */
+    void (*on_drain)(struct wr_conn *c, void *arg);
+    /* Every handle is closed. <c> is freed when this returns. Required. */
+    void (*on_close)(struct wr_conn *c, void *arg);
+};
+
+struct wr_conn_opts {
+    struct wr_tls_ctx *tls;        /* NULL: plain TCP */
+    const char *sni;               /* dials with TLS: server name to send (copied) */
+    uint32_t handshake_timeout_ms; /* TLS only; 0: 10000. On expiry on_ready(WR_ETIMEDOUT) */
+    size_t max_queue;              /* cap on queued, unwritten bytes; 0: 64 MiB. Past it,
+                                      wr_conn_write returns WR_ETOOBIG */
+    bool nodelay;                  /* TCP_NODELAY; set it for tunnels and latency paths */
+};
+
+/* Starts a dial to <addr>. Returns NULL with *err set on immediate failure.
+ * on_ready reports the outcome. Reading starts after on_ready(0). */
+struct wr_conn *wr_conn_dial(uv_loop_t *loop, const struct sockaddr *addr,
+                             const struct wr_conn_opts *opts, const struct wr_conn_cbs *cbs,
+                             void *arg, int *err);
+
+/* Accepts one pending connection from <server> (call from its connection_cb).
+ * With opts->tls the server handshake starts at once; reading starts after
+ * on_ready(0). Without TLS the connection is ready and reading has started. */
+struct wr_conn *wr_conn_accept(uv_stream_t *server, const struct wr_conn_opts *opts,
+                               const struct wr_conn_cbs *cbs, void *arg, int *err);
+
+/* Flow control for what we receive: stop/resume calling on_read. Data already
+ * decrypted but not delivered is kept and delivered after read_start. */
+int wr_conn_read_start(struct wr_conn *c);
+int wr_conn_read_stop(struct wr_conn *c);
+
+/* Queues <len> bytes (copied, or written through at once). Order is kept.
+ * Data is handed to the kernel no later than the end of the current loop
+ * iteration. Returns 0, WR_ECLOSED, WR_ETOOBIG (queue cap; the caller should
+ * treat the peer as not reading), or WR_ENOMEM. */
+WR_MUST_CHECK int wr_conn_write(struct wr_conn *c, const uint8_t *data, size_t len);
+/* Same with several pieces, which go out as if concatenated (one TLS record
+ * when they fit in one). */
+WR_MUST_CHECK int wr_conn_writev(struct wr_conn *c, const struct wr_slice *v, int n);
+/* Bytes accepted by wr_conn_write that the kernel has not taken yet. */
+size_t wr_conn_write_queued(const struct wr_conn *c);
+
+/* Half-close: after the queue is flushed, send FIN (plain) or close_notify
+ * then FIN (TLS). Reading continues. Idempotent. */
+int wr_conn_shutdown(struct wr_conn *c);
+
+/* Closes. With <flush>, queued data is written first (for at most 2 s), so
+ * an ERROR message can reach the peer; without, pending data is dropped and
+ * a plain TCP connection is reset (RST) when <flush> is false and data was
+ * pending. Idempotent; on_close follows, asynchronously, exactly once. */
+void wr_conn_close(struct wr_conn *c, bool flush);
+
+bool wr_conn_is_tls(const struct wr_conn *c);
+/* True once on_ready(0) would have been (or was) reported. */
+bool wr_conn_is_ready(const struct wr_conn *c);
+/* The peer's address as "ip:port" (cached at accept/dial). */
+const char *wr_conn_peer_str(const struct wr_conn *c);
+/* Server side, TLS: the SNI the client sent, or NULL. */
+const char *wr_conn_sni(const struct wr_conn *c);
+/* Dial side, TLS: the peer certificate's common name (the node id), or NULL. */
+const char *wr_conn_peer_cn(const struct wr_conn *c);
+/* Negotiated cipher suite name, or NULL for plain TCP. */
+const char *wr_conn_cipher(const struct wr_conn *c);
+/* A small integer id for logs (conn=N), unique in the process. */
+uint64_t wr_conn_id(const struct wr_conn *c);
+/* Bytes of memory this connection holds right now (buffers, TLS state est.). */
+size_t wr_conn_mem(const struct wr_conn *c);
+/* The owner's pointer can be replaced (for handing a conn to a new owner). */
+void wr_conn_set_cbs(struct wr_conn *c, const struct wr_conn_cbs *cbs, void *arg);
+
+/* ---- TLS contexts (wolfSSL) ---------------------------------------------------- */
+
+/* A server context: TLS 1.3 only, ALPN "warren/1" required (a client offering
+ * other protocols, or none, fails with an alert), certificate and Ed25519 key
+ * from PEM files. Returns NULL with *err set (the reason is logged once). */
+struct wr_tls_ctx *wr_tls_ctx_new_server(const char *cert_pem, const char *key_pem, int *err);
+/* A client context that verifies the server chain against <ca_pem>. */
+struct wr_tls_ctx *wr_tls_ctx_new_client(const char *ca_pem, int *err);
+void wr_tls_ctx_free(struct wr_tls_ctx *t);
+
+/*
+ * Record crypto: Debian's wolfSSL has no AES-NI, so AES-256-GCM records are
+ * handed to libsodium through a wolfSSL crypto-callback device. The suite is
+ * pinned to TLS13-AES256-GCM-SHA384 when libsodium reports AES-NI, else
+ * TLS13-CHACHA20-POLY1305-SHA256. These counters are process-wide.
+ */
+struct wr_tls_stats {
+    uint64_t dev_encrypt;   /* AES-GCM encryptions done by the device */
+    uint64_t dev_decrypt;   /* AES-GCM decryptions done by the device */
+    uint64_t dev_auth_fail; /* decryptions that failed authentication */
+    uint64_t dev_bytes;     /* bytes through the device */
+    uint64_t handshakes_ok;
+    uint64_t handshakes_failed;
+};
+void wr_tls_get_stats(struct wr_tls_stats *out);
+/* True when the device is registered and AES-256-GCM is in use. */
+bool wr_tls_aes_accelerated(void);
+/* Name of the suite wr_tls pins: "TLS13-AES256-GCM-SHA384" or "TLS13-CHACHA20-POLY1305-SHA256". */
+const char *wr_tls_suite(void);
+
+#endif

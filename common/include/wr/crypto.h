@@ -1,0 +1,40 @@
+/*
+ * wr/crypto.h: the libsodium-facing helpers: initialisation, random bytes,
+ * Ed25519 signatures, base64url, constant-time compare. Only wr_crypto.c
+ * includes sodium.h.
+ */
+#ifndef WR_CRYPTO_H
+#define WR_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wr/err.h"
+
+#define WR_SIG_LEN 64
+#define WR_SIGN_PK_LEN 32
+#define WR_SIGN_SEED_LEN 32
+
+/* Must be called once before any other wr_crypto/wr_token/wr_tls call. Idempotent. */
+WR_MUST_CHECK int wr_crypto_init(void);
+void wr_random_bytes(void *buf, size_t len);
+/* Derives the public key of an Ed25519 <seed>. */
+void wr_sign_pk_from_seed(const uint8_t seed[WR_SIGN_SEED_LEN], uint8_t pk[WR_SIGN_PK_LEN]);
+/* Detached Ed25519 signature of <msg> by the key with <seed>. */
+void wr_sign(const uint8_t seed[WR_SIGN_SEED_LEN], const uint8_t *msg, size_t len,
+             uint8_t sig[WR_SIG_LEN]);
+/* 0 when <sig> is valid for <msg> under <pk>, else WR_EAUTH. */
+WR_MUST_CHECK int wr_sign_verify(const uint8_t pk[WR_SIGN_PK_LEN], const uint8_t *msg, size_t len,
+                                 const uint8_t sig[WR_SIG_LEN]);
+/* base64url without padding. encode returns the length written (NUL added), or
+ * WR_ETOOBIG; decode returns the decoded length or WR_EPROTO/WR_ETOOBIG. */
+WR_MUST_CHECK ssize_t wr_b64url_encode(const uint8_t *in, size_t len, char *out, size_t outlen);
+WR_MUST_CHECK ssize_t wr_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outlen);
+/* Constant-time equality. */
+bool wr_ct_eq(const void *a, const void *b, size_t len);
+void wr_memzero(void *p, size_t len);
+/* True when libsodium reports AES-NI and PCLMUL (its AES-256-GCM is usable). */
+bool wr_crypto_has_aesgcm(void);
+
+#endif

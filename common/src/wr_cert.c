@@ -1,0 +1,1 @@
+/* wr_cert.c: not written yet. */

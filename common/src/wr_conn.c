@@ -1,0 +1,1 @@
+/* wr_conn.c: not written yet. */

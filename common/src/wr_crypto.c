@@ -1,0 +1,1 @@
+/* wr_crypto.c: not written yet. */

@@ -1,0 +1,1 @@
+/* wr_frame.c: not written yet. */

@@ -1,0 +1,1 @@
+/* wr_mux.c: not written yet. */

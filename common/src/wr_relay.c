@@ -1,0 +1,1 @@
+/* wr_relay.c: not written yet. */

@@ -1,0 +1,1 @@
+/* wr_tls.c: not written yet. */

@@ -1,0 +1,1 @@
+/* wr_tlsdev.c: not written yet. */

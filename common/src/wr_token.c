@@ -1,0 +1,1 @@
+/* wr_token.c: not written yet. */

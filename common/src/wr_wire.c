@@ -1,0 +1,1 @@
+/* wr_wire.c: not written yet. */

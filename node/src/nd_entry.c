@@ -1,0 +1,1 @@
+/* nd_entry.c: not written yet. */

@@ -1,0 +1,1 @@
+/* nd_node.c: not written yet. */

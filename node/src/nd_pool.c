@@ -1,0 +1,1 @@
+/* nd_pool.c: not written yet. */

@@ -1,0 +1,1 @@
+/* nd_tunnel.c: not written yet. */
