@@ -1,2 +1,241 @@
-int main(void);
-int main(void) { return 0; }
+/*
+ * main.c (warren-node): parses the command line into struct nd_config,
+ * validates all of it before anything starts, and runs the node's loop.
+ */
+#include "nd.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char nd_usage[] =
+    "usage: warren-node --cert FILE --key FILE --ca FILE [options]\n"
+    "\n"
+    "Accepts agents' TLS tunnels and routes visitors from entry points to them.\n"
+    "\n"
+    "  --listen ADDR            agents' TLS listener (default 0.0.0.0:7443)\n"
+    "  --cert FILE              this node's certificate (PEM, from warrenctl cert issue)\n"
+    "  --key FILE               this node's private key (PEM)\n"
+    "  --ca FILE                the cluster CA certificate; verifies join tokens\n"
+    "  --node-id ID             this node's id (default: the host name)\n"
+    "  --entry ADDR=TUNNEL/SVC  TCP entry point: visitors on ADDR reach service SVC\n"
+    "                           of tunnel TUNNEL (repeatable, up to 64)\n"
+    "  --ping-interval DUR      keepalive PING period (default 5s)\n"
+    "  --ping-timeout DUR       drop an agent silent this long (default 10s)\n"
+    "  --hello-timeout DUR      TLS handshake + HELLO deadline (default 10s)\n"
+    "  --drain-timeout DUR      on SIGTERM, time open streams get (default 10s)\n"
+    "  --max-agents N           tunnel connections at once (default 10000)\n"
+    "  --max-streams N          streams per tunnel connection (default 4096)\n"
+    "  --window SIZE            per-stream flow-control window (default 4M)\n"
+    "  --ready-file FILE        write the bound addresses here once listening\n"
+    "  --log-level LEVEL        error|warn|info|debug|trace (default info)\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT drain then exit (a second one exits at once);\n"
+    "SIGUSR1 logs a stats line. Durations: 500ms, 5s, 2m. Sizes: 64k, 4M.\n";
+
+enum {
+    ND_OPT_LISTEN = 256,
+    ND_OPT_CERT,
+    ND_OPT_KEY,
+    ND_OPT_CA,
+    ND_OPT_NODE_ID,
+    ND_OPT_ENTRY,
+    ND_OPT_PING_INTERVAL,
+    ND_OPT_PING_TIMEOUT,
+    ND_OPT_HELLO_TIMEOUT,
+    ND_OPT_DRAIN_TIMEOUT,
+    ND_OPT_MAX_AGENTS,
+    ND_OPT_MAX_STREAMS,
+    ND_OPT_WINDOW,
+    ND_OPT_READY_FILE,
+    ND_OPT_LOG_LEVEL,
+};
+
+static const struct option nd_options[] = {
+    {"listen", required_argument, NULL, ND_OPT_LISTEN},
+    {"cert", required_argument, NULL, ND_OPT_CERT},
+    {"key", required_argument, NULL, ND_OPT_KEY},
+    {"ca", required_argument, NULL, ND_OPT_CA},
+    {"node-id", required_argument, NULL, ND_OPT_NODE_ID},
+    {"entry", required_argument, NULL, ND_OPT_ENTRY},
+    {"ping-interval", required_argument, NULL, ND_OPT_PING_INTERVAL},
+    {"ping-timeout", required_argument, NULL, ND_OPT_PING_TIMEOUT},
+    {"hello-timeout", required_argument, NULL, ND_OPT_HELLO_TIMEOUT},
+    {"drain-timeout", required_argument, NULL, ND_OPT_DRAIN_TIMEOUT},
+    {"max-agents", required_argument, NULL, ND_OPT_MAX_AGENTS},
+    {"max-streams", required_argument, NULL, ND_OPT_MAX_STREAMS},
+    {"window", required_argument, NULL, ND_OPT_WINDOW},
+    {"ready-file", required_argument, NULL, ND_OPT_READY_FILE},
+    {"log-level", required_argument, NULL, ND_OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+__attribute__((noreturn, format(printf, 1, 2))) static void
+nd_main_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "warren-node: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see warren-node --help)\n");
+    exit(1);
+}
+
+static uint32_t nd_main_duration(const char *name, const char *v)
+{
+    uint64_t ms;
+    if (wr_parse_duration_ms(v, &ms) != 0 || ms == 0 || ms > 86400000)
+        nd_main_usage_error("invalid duration for %s (examples: 500ms, 5s, 2m)", name);
+    return (uint32_t)ms;
+}
+
+static uint32_t nd_main_uint(const char *name, const char *v, uint64_t min, uint64_t max)
+{
+    uint64_t x;
+    if (wr_parse_uint(v, min, max, &x) != 0)
+        nd_main_usage_error("invalid number for %s", name);
+    return (uint32_t)x;
+}
+
+/* "ADDR=TUNNEL/SERVICE" */
+static void nd_main_parse_entry(const char *v, struct nd_entry_config *e)
+{
+    const char *eq = strrchr(v, '=');
+    const char *slash = eq ? strchr(eq, '/') : NULL;
+    if (eq == NULL || slash == NULL)
+        nd_main_usage_error("invalid --entry '%s': expected ADDR=TUNNEL/SERVICE", v);
+    char addr[WR_ADDR_STRLEN];
+    size_t alen = (size_t)(eq - v);
+    if (alen >= sizeof(addr))
+        nd_main_usage_error("invalid --entry '%s': address too long", v);
+    memcpy(addr, v, alen);
+    addr[alen] = '\0';
+    if (wr_addr_parse(addr, &e->addr) != 0)
+        nd_main_usage_error("invalid --entry '%s': bad address (use IP:PORT)", v);
+    size_t tlen = (size_t)(slash - eq - 1);
+    if (!wr_id_is_valid(eq + 1, tlen) || !wr_id_is_valid(slash + 1, strlen(slash + 1)))
+        nd_main_usage_error("invalid --entry '%s': tunnel and service are 1-64 of "
+                            "[A-Za-z0-9._-]",
+                            v);
+    memcpy(e->tunnel, eq + 1, tlen);
+    e->tunnel[tlen] = '\0';
+    snprintf(e->service, sizeof(e->service), "%s", slash + 1);
+}
+
+int main(int argc, char **argv)
+{
+    struct nd_config cfg;
+    nd_config_init(&cfg);
+    char hostname[WR_ID_MAX + 1] = "node";
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", nd_options, NULL)) != -1) {
+        switch (opt) {
+        case ND_OPT_LISTEN:
+            if (wr_addr_parse(optarg, &cfg.listen_addr) != 0)
+                nd_main_usage_error("invalid --listen '%s' (use IP:PORT)", optarg);
+            break;
+        case ND_OPT_CERT:
+            cfg.cert_file = optarg;
+            break;
+        case ND_OPT_KEY:
+            cfg.key_file = optarg;
+            break;
+        case ND_OPT_CA:
+            cfg.ca_file = optarg;
+            break;
+        case ND_OPT_NODE_ID:
+            if (!wr_id_is_valid(optarg, strlen(optarg)))
+                nd_main_usage_error("invalid --node-id '%s': 1-64 of [A-Za-z0-9._-]", optarg);
+            cfg.node_id = optarg;
+            break;
+        case ND_OPT_ENTRY:
+            if (cfg.n_entries == ND_MAX_ENTRIES)
+                nd_main_usage_error("too many --entry (max %s)", "64");
+            nd_main_parse_entry(optarg, &cfg.entries[cfg.n_entries++]);
+            break;
+        case ND_OPT_PING_INTERVAL:
+            cfg.ping_interval_ms = nd_main_duration("--ping-interval", optarg);
+            break;
+        case ND_OPT_PING_TIMEOUT:
+            cfg.ping_timeout_ms = nd_main_duration("--ping-timeout", optarg);
+            break;
+        case ND_OPT_HELLO_TIMEOUT:
+            cfg.hello_timeout_ms = nd_main_duration("--hello-timeout", optarg);
+            break;
+        case ND_OPT_DRAIN_TIMEOUT:
+            cfg.drain_timeout_ms = nd_main_duration("--drain-timeout", optarg);
+            break;
+        case ND_OPT_MAX_AGENTS:
+            cfg.max_agents = nd_main_uint("--max-agents", optarg, 1, 1000000);
+            break;
+        case ND_OPT_MAX_STREAMS:
+            cfg.max_streams = nd_main_uint("--max-streams", optarg, 1, 1000000);
+            break;
+        case ND_OPT_WINDOW: {
+            uint64_t w;
+            if (wr_parse_size(optarg, &w) != 0 || w < 65536 || w > (1u << 30))
+                nd_main_usage_error("invalid --window '%s' (64k..1G)", optarg);
+            cfg.window = (uint32_t)w;
+            break;
+        }
+        case ND_OPT_READY_FILE:
+            cfg.ready_file = optarg;
+            break;
+        case ND_OPT_LOG_LEVEL: {
+            int lvl = wr_log_level_parse(optarg);
+            if (lvl < 0)
+                nd_main_usage_error("invalid --log-level '%s'", optarg);
+            wr_log_level_cur = (enum wr_log_level)lvl;
+            break;
+        }
+        case 'h':
+            fputs(nd_usage, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "(see warren-node --help)\n");
+            return 1;
+        }
+    }
+    if (optind < argc)
+        nd_main_usage_error("unexpected argument '%s'", argv[optind]);
+    if (cfg.cert_file == NULL || cfg.key_file == NULL || cfg.ca_file == NULL)
+        nd_main_usage_error("%s", "--cert, --key and --ca are required");
+    if (cfg.ping_timeout_ms < cfg.ping_interval_ms)
+        nd_main_usage_error("%s", "--ping-timeout must be at least --ping-interval");
+    if (cfg.node_id == NULL) {
+        if (gethostname(hostname, sizeof(hostname) - 1) != 0 ||
+            !wr_id_is_valid(hostname, strlen(hostname)))
+            snprintf(hostname, sizeof(hostname), "node-%d", (int)getpid());
+        cfg.node_id = hostname;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (wr_crypto_init() != 0)
+        wr_fatal("what=\"libsodium failed to initialise\"");
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int err = 0;
+    struct nd_node *n = nd_node_new(&loop, &cfg, &err);
+    if (n == NULL) {
+        uv_loop_close(&loop);
+        return 1;
+    }
+    int status = 0;
+    if (nd_node_start(n) != 0) {
+        nd_node_drain(n);
+        nd_node_drain(n);
+        status = 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    nd_node_free(n);
+    if (uv_loop_close(&loop) != 0)
+        WR_WARN("node", "loop_not_empty", "what=\"handles left open at exit\"");
+    return status;
+}

@@ -39,8 +39,8 @@ const char *wr_log_level_str(enum wr_log_level lvl)
     return (unsigned)lvl < WR_LOG__COUNT ? wr_log_level_names[lvl] : "?";
 }
 
-static void wr_log_vemit(enum wr_log_level lvl, const char *mod, const char *ev,
-                         const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+wr_log_vemit(enum wr_log_level lvl, const char *mod, const char *ev, const char *fmt, va_list ap)
 {
     char line[2048];
     struct timeval tv;

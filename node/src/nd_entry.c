@@ -1,1 +1,115 @@
-/* nd_entry.c: not written yet. */
+/*
+ * nd_entry.c: TCP entry points. Each maps a listening address to one
+ * tunnel/service: a visitor connection becomes one stream to an agent picked
+ * from the tunnel's pool, relayed by wr_relay. A visitor for a tunnel with no
+ * live agent is closed at once with a logged reason.
+ */
+#include "nd_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void nd_entry_on_relay_done(struct wr_relay *r, int err, const char *why, void *arg)
+{
+    struct nd_node *n = arg;
+    struct wr_relay_stats st;
+    wr_relay_get_stats(r, &st);
+    n->stats.bytes_up += st.bytes_up;
+    n->stats.bytes_down += st.bytes_down;
+    n->n_relays--;
+    if (err != 0) {
+        n->stats.streams_failed++;
+        WR_DEBUG("node", "visitor_stream_failed", "err=%s reason=%s up=%llu down=%llu",
+                 wr_err_name(err), why ? why : "-", (unsigned long long)st.bytes_up,
+                 (unsigned long long)st.bytes_down);
+    }
+    if (n->draining)
+        nd__node_drain_progress(n);
+}
+
+static void nd_entry_on_refused_close(struct wr_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+}
+
+static const struct wr_conn_cbs nd_entry_refused_cbs = {
+    .on_close = nd_entry_on_refused_close,
+};
+
+static void nd_entry_refuse(struct nd_entry *e, struct wr_conn *c, const char *why)
+{
+    struct nd_node *n = e->node;
+    n->stats.visitors_refused++;
+    WR_WARN("node", "visitor_refused", "entry=%s tunnel=%s service=%s client=%s reason=\"%s\"",
+            e->addr_str, e->cfg.tunnel, e->cfg.service, wr_conn_peer_str(c), why);
+    wr_conn_set_cbs(c, &nd_entry_refused_cbs, NULL);
+    wr_conn_close(c, false);
+}
+
+static void nd_entry_on_connection(uv_stream_t *server, int status)
+{
+    struct nd_entry *e = server->data;
+    struct nd_node *n = e->node;
+    if (status < 0) {
+        WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str,
+                wr_err_name(status));
+        return;
+    }
+    struct wr_conn_opts opts = {.nodelay = true};
+    int err = 0;
+    struct wr_conn *c = wr_conn_accept(server, &opts, &nd_entry_refused_cbs, NULL, &err);
+    if (c == NULL) {
+        WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str, wr_err_name(err));
+        return;
+    }
+    n->stats.visitors_accepted++;
+    if (n->draining) {
+        nd_entry_refuse(e, c, "node draining");
+        return;
+    }
+    struct nd_pool *pool = nd__registry_get(&n->reg, e->cfg.tunnel, false);
+    struct nd_pool_member *m = nd__pool_pick(pool, wr_rand64());
+    if (m == NULL) {
+        nd_entry_refuse(e, c, "no live agent for tunnel");
+        return;
+    }
+    struct wr_msg_open o = {.hop = 0};
+    memcpy(o.service, e->cfg.service, sizeof(o.service));
+    snprintf(o.client_addr, sizeof(o.client_addr), "%s", wr_conn_peer_str(c));
+    struct wr_buf hdr = {0};
+    err = wr_msg_open_encode(&o, &hdr);
+    struct wr_mux_stream *s = NULL;
+    if (err == 0)
+        s = nd__tunc_open_stream(m->owner, wr_buf_peek(&hdr), &err);
+    wr_buf_free(&hdr);
+    if (s == NULL) {
+        char why[96];
+        snprintf(why, sizeof(why), "cannot open stream: %s", wr_err_name(err));
+        nd_entry_refuse(e, c, why);
+        return;
+    }
+    n->stats.streams_opened++;
+    n->n_relays++;
+    WR_DEBUG("node", "visitor_routed", "entry=%s client=%s tunnel=%s agent=%s stream=%u",
+             e->addr_str, wr_conn_peer_str(c), e->cfg.tunnel, nd__tunc_agent(m->owner),
+             wr_mux_stream_id(s));
+    wr_relay_new(c, s, nd_entry_on_relay_done, n);
+}
+
+int nd__entry_start(struct nd_node *n, struct nd_entry *e)
+{
+    e->node = n;
+    uv_tcp_init(n->loop, &e->tcp);
+    e->tcp.data = e;
+    int err = uv_tcp_bind(&e->tcp, (const struct sockaddr *)&e->cfg.addr, 0);
+    if (err == 0)
+        err = uv_listen((uv_stream_t *)&e->tcp, 1024, nd_entry_on_connection);
+    if (err != 0)
+        return err;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&e->tcp, (struct sockaddr *)&ss, &len);
+    wr_addr_str((struct sockaddr *)&ss, e->addr_str, sizeof(e->addr_str));
+    return 0;
+}

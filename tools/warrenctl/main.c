@@ -1,2 +1,264 @@
-int main(void);
-int main(void) { return 0; }
+/*
+ * main.c: warrenctl's entry point. Owns the table of command groups, the
+ * dispatch ("warrenctl <group> <command> [options]"), help at every level,
+ * and the helpers of cli.h shared by the cmd_*.c files. The commands
+ * themselves live one group per file.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "wr.h"
+
+static const struct cli_group *const cli_groups[] = {
+    &cmd_ca_group,
+    &cmd_cert_group,
+    &cmd_token_group,
+};
+
+/* ---- helpers shared by the command files ---- */
+
+void cli_print_cmd_help(const struct cli_cmd *cmd, bool to_stderr)
+{
+    FILE *f = to_stderr ? stderr : stdout;
+    fprintf(f, "usage: warrenctl %s %s %s\n", cmd->group, cmd->name, cmd->usage);
+    if (!to_stderr)
+        fprintf(f, "\n%s\n", cmd->description);
+}
+
+__attribute__((format(printf, 2, 0))) static void cli_verr(const struct cli_cmd *cmd,
+                                                            const char *fmt, va_list ap)
+{
+    if (cmd != NULL)
+        fprintf(stderr, "warrenctl: %s %s: ", cmd->group, cmd->name);
+    else
+        fprintf(stderr, "warrenctl: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_err(const struct cli_cmd *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cli_verr(cmd, fmt, ap);
+    va_end(ap);
+}
+
+int cli_usage_err(const struct cli_cmd *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cli_verr(cmd, fmt, ap);
+    va_end(ap);
+    cli_print_cmd_help(cmd, true);
+    fprintf(stderr, "(see: warrenctl %s %s --help)\n", cmd->group, cmd->name);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_exit_for(int err)
+{
+    switch (err) {
+    case UV_ECONNREFUSED:
+    case UV_ETIMEDOUT:
+    case UV_EHOSTUNREACH:
+    case UV_ENETUNREACH:
+    case UV_ECONNRESET:
+    case WR_ETIMEDOUT:
+        return CLI_EXIT_UNREACHABLE;
+    default:
+        return CLI_EXIT_ERROR;
+    }
+}
+
+bool cli_path_join(char *buf, size_t len, const char *dir, const char *file)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, file);
+    return n >= 0 && (size_t)n < len;
+}
+
+static bool cli_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
+}
+
+enum cli_parse_result cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
+                                struct cli_opt *opts, size_t n_opts, const char **pos,
+                                size_t max_pos, size_t *n_pos)
+{
+    size_t np = 0;
+
+    /* Help wins over everything else, wherever it is. */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli_print_cmd_help(cmd, false);
+            return CLI_PARSE_HELP;
+        }
+    }
+    for (size_t j = 0; j < n_opts; j++)
+        opts[j].value = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (strcmp(a, "--") == 0 || np >= max_pos) {
+                cli_usage_err(cmd, "unexpected argument '%s'", a);
+                return CLI_PARSE_ERROR;
+            }
+            pos[np++] = a;
+            continue;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        struct cli_opt *o = NULL;
+        for (size_t j = 0; j < n_opts; j++) {
+            if (strlen(opts[j].name) == nlen && strncmp(opts[j].name, name, nlen) == 0) {
+                o = &opts[j];
+                break;
+            }
+        }
+        if (o == NULL) {
+            cli_usage_err(cmd, "unknown option '--%.*s'", (int)nlen, name);
+            return CLI_PARSE_ERROR;
+        }
+        if (o->value != NULL) {
+            cli_usage_err(cmd, "option '--%s' given twice", o->name);
+            return CLI_PARSE_ERROR;
+        }
+        if (eq != NULL) {
+            o->value = eq + 1;
+        } else if (i + 1 < argc) {
+            o->value = argv[++i];
+        } else {
+            cli_usage_err(cmd, "option '--%s' needs a value", o->name);
+            return CLI_PARSE_ERROR;
+        }
+        if (o->value[0] == '\0') {
+            cli_usage_err(cmd, "option '--%s' needs a non-empty value", o->name);
+            return CLI_PARSE_ERROR;
+        }
+    }
+    for (size_t j = 0; j < n_opts; j++) {
+        if (opts[j].required && opts[j].value == NULL) {
+            cli_usage_err(cmd, "missing option '--%s'", opts[j].name);
+            return CLI_PARSE_ERROR;
+        }
+    }
+    if (n_pos != NULL)
+        *n_pos = np;
+    return CLI_PARSE_OK;
+}
+
+/* ---- help and dispatch ---- */
+
+static void cli_print_group_help(const struct cli_group *g, FILE *f)
+{
+    fprintf(f, "usage: warrenctl %s <command> [options]\n\n%s\n\ncommands:\n", g->name,
+            g->description);
+    for (size_t i = 0; i < g->n_cmds; i++) {
+        /* The first line of the description is its summary. */
+        const char *d = g->cmds[i].description;
+        int first = (int)strcspn(d, "\n");
+        fprintf(f, "  %s %s %s\n      %.*s\n", g->name, g->cmds[i].name, g->cmds[i].usage,
+                first, d);
+    }
+}
+
+static void cli_print_help(FILE *f)
+{
+    fprintf(f, "usage: warrenctl <group> <command> [options]\n"
+               "       warrenctl help [<group> [<command>]]\n\n"
+               "Manages warren's security material (and later inspects nodes).\n\n"
+               "groups:\n");
+    for (size_t i = 0; i < WR_ARRAY_LEN(cli_groups); i++)
+        fprintf(f, "  %-8s %s\n", cli_groups[i]->name, cli_groups[i]->description);
+    fprintf(f, "\nexit codes: 0 ok, 1 usage, 2 unreachable, 3 error\n"
+               "'warrenctl <group> --help' lists a group's commands.\n");
+}
+
+static const struct cli_group *cli_find_group(const char *name)
+{
+    for (size_t i = 0; i < WR_ARRAY_LEN(cli_groups); i++)
+        if (strcmp(cli_groups[i]->name, name) == 0)
+            return cli_groups[i];
+    return NULL;
+}
+
+static const struct cli_cmd *cli_find_cmd(const struct cli_group *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_cmds; i++)
+        if (strcmp(g->cmds[i].name, name) == 0)
+            return &g->cmds[i];
+    return NULL;
+}
+
+/* "warrenctl help [group [command]]" */
+static int cli_help_cmd(int argc, char **argv)
+{
+    if (argc == 0) {
+        cli_print_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    const struct cli_group *g = cli_find_group(argv[0]);
+    if (g == NULL) {
+        fprintf(stderr, "warrenctl: help: unknown group '%s'\n", argv[0]);
+        cli_print_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (argc == 1) {
+        cli_print_group_help(g, stdout);
+        return CLI_EXIT_OK;
+    }
+    const struct cli_cmd *c = cli_find_cmd(g, argv[1]);
+    if (c == NULL) {
+        fprintf(stderr, "warrenctl: help: unknown command '%s %s'\n", g->name, argv[1]);
+        cli_print_group_help(g, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    cli_print_cmd_help(c, false);
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    /* Logs from the libraries go to stderr; keep them to real problems. */
+    wr_log_level_cur = WR_LOG_WARN;
+    if (wr_crypto_init() != 0) {
+        fprintf(stderr, "warrenctl: cannot initialise libsodium\n");
+        return CLI_EXIT_ERROR;
+    }
+    if (argc < 2) {
+        cli_print_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_is_help(argv[1]))
+        return cli_help_cmd(argc - 2, argv + 2);
+
+    const struct cli_group *g = cli_find_group(argv[1]);
+    if (g == NULL) {
+        fprintf(stderr, "warrenctl: unknown command '%s'\n", argv[1]);
+        cli_print_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (argc < 3) {
+        cli_print_group_help(g, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_is_help(argv[2])) {
+        cli_print_group_help(g, stdout);
+        return CLI_EXIT_OK;
+    }
+    const struct cli_cmd *c = cli_find_cmd(g, argv[2]);
+    if (c == NULL) {
+        fprintf(stderr, "warrenctl: unknown command '%s %s'\n", g->name, argv[2]);
+        cli_print_group_help(g, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (argc >= 4 && strcmp(argv[3], "help") == 0) {
+        cli_print_cmd_help(c, false);
+        return CLI_EXIT_OK;
+    }
+    return c->fn(c, argc - 3, argv + 3);
+}

@@ -57,9 +57,13 @@ WR_MUST_CHECK ssize_t wr_frame_hdr_decode(struct wr_slice in, struct wr_frame_hd
 struct wr_mux;
 struct wr_mux_stream;
 
+/* Nothing is negotiated: both ends must use the same initial_window and
+ * max_frame (the defaults, normally). */
 struct wr_mux_opts {              /* zero-initialised is valid: defaults apply */
     uint32_t initial_window;      /* per-stream credit each way; 0: WR_MUX_DEFAULT_WINDOW */
-    uint32_t max_streams;         /* concurrently open streams we accept; 0: 4096 */
+    uint32_t max_streams;         /* concurrently open streams we accept; 0: 4096.
+                                   * Counts both directions: wr_mux_open fails
+                                   * with WR_ELIMIT at the same limit. */
     uint32_t max_frame;           /* largest frame payload we send and accept; 0: 65536 */
     uint32_t max_control;         /* largest CONTROL/OPEN payload accepted; 0: 16384 */
     bool dialer;                  /* true on the side that dialed: it opens odd ids */
@@ -82,7 +86,10 @@ struct wr_mux_cbs {
     void (*on_goaway)(struct wr_mux *m, uint32_t last_stream, uint32_t code, void *arg);
     /* Connection-level protocol error in what the peer sent; <why> is static
      * text for the log. The user should send nothing more and close. After this
-     * wr_mux_feed returns < 0 and the mux delivers nothing more. */
+     * wr_mux_feed returns < 0 and the mux delivers nothing more (no stream
+     * callback either, until wr_mux_free cancels the streams). Also called
+     * when cbs->write fails (<err> is its error, <why> "write failed"); every
+     * later call then returns that error. */
     void (*on_error)(struct wr_mux *m, int err, const char *why, void *arg);
 };
 
@@ -103,8 +110,13 @@ struct wr_mux_stream_cbs {
 /* <cbs> is copied. Returns NULL only on OOM. */
 struct wr_mux *wr_mux_new(const struct wr_mux_opts *opts, const struct wr_mux_cbs *cbs, void *arg);
 /* Resets every stream still open (their on_rst runs with WR_CODE_CANCEL, so
- * users drop their references) and frees the mux. Streams the users still
- * hold after that are freed when released. Safe inside no mux callback. */
+ * users drop their references) and frees the mux. Nothing is written to the
+ * transport. Streams the users still hold after that (including streams
+ * already closed by both FINs or after on_rst, which get no new callback)
+ * are detached: wr_mux_stream_mux() returns NULL, write/fin return
+ * WR_ECLOSED, credit is 0, consumed does nothing, and release or reset
+ * frees them. Called from inside a mux callback, the work is deferred until
+ * the outermost mux call returns (do not touch <m> after). */
 void wr_mux_free(struct wr_mux *m);
 
 /*
@@ -115,22 +127,31 @@ void wr_mux_free(struct wr_mux *m);
  * stream 0 that need a stream, stream frames on stream 0, OPEN with the
  * wrong parity or a reused id, and frames for ids never opened are
  * connection errors; frames for streams already closed are dropped and
- * counted; an OPEN beyond max_streams is refused with RST.
+ * counted; an OPEN beyond max_streams is refused with RST. Not re-entrant:
+ * from inside a callback of the same mux it returns WR_EUSAGE and consumes
+ * nothing.
  */
 WR_MUST_CHECK ssize_t wr_mux_feed(struct wr_mux *m, struct wr_slice in);
 
-/* Opens a stream with OPEN header <hdr>. Returns NULL with *err set:
+/* Opens a stream with OPEN header <hdr>. <cbs> may be NULL when the caller
+ * sets them with wr_mux_stream_set_cbs before it returns to the loop. Returns NULL with *err set:
  * WR_ELIMIT (too many streams), WR_EGOAWAY (peer sent GOAWAY, or we did),
  * WR_ETOOBIG (header), or a write error. */
 struct wr_mux_stream *wr_mux_open(struct wr_mux *m, struct wr_slice hdr,
                                   const struct wr_mux_stream_cbs *cbs, void *arg, int *err);
 /* Takes a stream offered by on_open. */
 void wr_mux_stream_accept(struct wr_mux_stream *s, const struct wr_mux_stream_cbs *cbs, void *arg);
+/* Replaces the callbacks of a stream the user holds (opened or accepted), for
+ * handing it to a new owner such as a relay. On a stream still offered by
+ * on_open it accepts it. */
+void wr_mux_stream_set_cbs(struct wr_mux_stream *s, const struct wr_mux_stream_cbs *cbs,
+                           void *arg);
 
 /* Sends up to the available credit; returns the bytes taken (0..len) or < 0.
  * When short, on_writable follows once credit returns. */
 WR_MUST_CHECK ssize_t wr_mux_stream_write(struct wr_mux_stream *s, const uint8_t *data, size_t len);
-/* Credit the peer may use for this stream right now. */
+/* Send credit: the bytes wr_mux_stream_write would take right now (what the
+ * peer granted us for this stream); 0 once our direction is closed. */
 uint32_t wr_mux_stream_credit(const struct wr_mux_stream *s);
 /* Half-close our direction (FIN). Idempotent. */
 int wr_mux_stream_fin(struct wr_mux_stream *s);
@@ -149,7 +170,10 @@ struct wr_mux *wr_mux_stream_mux(const struct wr_mux_stream *s);
 /* Connection-level frames. */
 WR_MUST_CHECK int wr_mux_send_control(struct wr_mux *m, struct wr_slice msg);
 WR_MUST_CHECK int wr_mux_ping(struct wr_mux *m, uint64_t opaque);
-/* Tells the peer we accept no new stream; existing ones continue. */
+/* Tells the peer we accept no new stream; existing ones continue. After a
+ * GOAWAY either way, wr_mux_open fails with WR_EGOAWAY and OPENs that still
+ * arrive are refused (RST WR_CODE_REFUSED). The GOAWAY carries the highest
+ * stream id the peer had opened, for its information. */
 WR_MUST_CHECK int wr_mux_goaway(struct wr_mux *m, uint32_t code);
 
 struct wr_mux_stats {

@@ -33,7 +33,11 @@ WR_MUST_CHECK ssize_t wr_token_create(const struct wr_token_claims *c,
 /*
  * Verifies <len> bytes of text form <tok> against <pk> at time <now> (unix s).
  * Returns 0 and fills <out>, or: WR_EPROTO (malformed; *why says how),
- * WR_EAUTH (bad signature), WR_EEXPIRED (expired). Never logs the token.
+ * WR_EAUTH (bad signature), WR_EEXPIRED (expired: now >= expires_at). On
+ * WR_EEXPIRED <out> is filled too (the signature was good), so tools can show
+ * what expired; on any other error it is zeroed. The signature is checked
+ * before the claims are decoded. Checking that claims.tunnel is the tunnel the
+ * peer asked for is the caller's job. <why> may be NULL. Never logs the token.
  */
 WR_MUST_CHECK int wr_token_verify(const char *tok, size_t len, const uint8_t pk[WR_SIGN_PK_LEN],
                                   uint64_t now, struct wr_token_claims *out, const char **why);

@@ -6,6 +6,20 @@
  * Every map has key "type" (an enum wr_msg_type). Unknown keys are ignored
  * (forward compatibility); missing required keys, wrong types, oversized
  * strings or arrays are rejected with WR_EPROTO and a static reason in *why.
+ * Also rejected: input over WR_CONTROL_MAX (WR_OPEN_HDR_MAX for OPEN), anything
+ * but exactly one msgpack map (trailing bytes included), a known key given
+ * twice, a non-string key, strings with NUL bytes.
+ *
+ * Keys (all required unless marked "opt"; ids are wr_id_is_valid()):
+ *   HELLO     type=100 v:uint32 role:id(<=15) tunnel:id agent:id token:str(1..WR_TOKEN_MAX)
+ *             weight:uint(1..255) svc:[id](<=WR_MAX_SERVICES, opt)
+ *   WELCOME   type=101 v:uint32 node:id cluster:id ping_ms:uint32 ping_to_ms:uint32
+ *             nodes:[{id:id addr:str(<=63, printable, no spaces, opt)}](<=WR_MAX_NODES)
+ *   DISCOVERY type=104 nodes:[{id addr}] as in WELCOME
+ *   ERROR     type=102 code:uint32 msg:str(<=WR_ERRMSG_MAX, opt)
+ *   OPEN      type=200 svc:id client:str(<=63, printable, no spaces, opt) hop:uint(0..WR_HOP_MAX)
+ *   claims    (no type) tunnel:id iat:uint64 exp:uint64 maxw:uint(1..255) jti:bin(16)
+ * Encoders always write every key of the table ("" and [] included).
  */
 #ifndef WR_WIRE_H
 #define WR_WIRE_H
@@ -83,6 +97,12 @@ struct wr_msg_welcome {
     struct wr_node_entry nodes[WR_MAX_NODES];
 };
 
+/* DISCOVERY: the node list again, sent when it changes after WELCOME. */
+struct wr_msg_discovery {
+    uint32_t n_nodes;
+    struct wr_node_entry nodes[WR_MAX_NODES];
+};
+
 struct wr_msg_error {
     uint32_t code; /* enum wr_proto_code */
     char message[WR_ERRMSG_MAX + 1];
@@ -94,16 +114,24 @@ struct wr_msg_open {
     uint8_t hop;          /* 0 from an entry point; peers add 1 (max WR_HOP_MAX) */
 };
 
-/* Reads only the "type" of a control map. */
+/* Reads only the "type" of a control map (any value in 0..INT32_MAX: rejecting an
+ * unknown type is the caller's job). The whole input is still checked to be one
+ * well-formed msgpack map of at most WR_CONTROL_MAX bytes. */
 WR_MUST_CHECK int wr_msg_peek_type(struct wr_slice in, int *type, const char **why);
 
-/* Encoders append to <out>; return 0, WR_ENOMEM, or WR_EUSAGE for a field
- * that does not fit the limits above. Decoders fill a zeroed struct. */
+/* Encoders append to <out>; return 0, WR_ENOMEM, WR_EUSAGE for a field
+ * that does not fit the limits above, or WR_ETOOBIG when the whole encoding
+ * exceeds what the decoder accepts (a full WELCOME of 256 nodes with long ids
+ * and addresses can: keep lists short). On error <out> is left as it was.
+ * Decoders zero the struct first and again on error; <why> may be NULL. */
 WR_MUST_CHECK int wr_msg_hello_encode(const struct wr_msg_hello *m, struct wr_buf *out);
 WR_MUST_CHECK int wr_msg_hello_decode(struct wr_slice in, struct wr_msg_hello *m, const char **why);
 WR_MUST_CHECK int wr_msg_welcome_encode(const struct wr_msg_welcome *m, struct wr_buf *out);
 WR_MUST_CHECK int wr_msg_welcome_decode(struct wr_slice in, struct wr_msg_welcome *m,
                                         const char **why);
+WR_MUST_CHECK int wr_msg_discovery_encode(const struct wr_msg_discovery *m, struct wr_buf *out);
+WR_MUST_CHECK int wr_msg_discovery_decode(struct wr_slice in, struct wr_msg_discovery *m,
+                                          const char **why);
 WR_MUST_CHECK int wr_msg_error_encode(const struct wr_msg_error *m, struct wr_buf *out);
 WR_MUST_CHECK int wr_msg_error_decode(struct wr_slice in, struct wr_msg_error *m, const char **why);
 WR_MUST_CHECK int wr_msg_open_encode(const struct wr_msg_open *m, struct wr_buf *out);

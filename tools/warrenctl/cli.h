@@ -1,0 +1,78 @@
+/*
+ * cli.h: what the warrenctl command files share: the declarative command
+ * table, exit codes, a small option parser and error printing. Each
+ * cmd_<group>.c defines one struct cli_group; main.c lists the groups.
+ */
+#ifndef WARRENCTL_CLI_H
+#define WARRENCTL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Exit codes, the same for every command (scripts rely on them). */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_USAGE = 1,       /* bad arguments: nothing was done */
+    CLI_EXIT_UNREACHABLE = 2, /* a node or file we must talk to is not there */
+    CLI_EXIT_ERROR = 3,       /* the remote end or the operation said no */
+};
+
+/* One subcommand: "warrenctl <group> <name> <usage>". <fn> gets the
+ * arguments after the name and returns an enum cli_exit. */
+struct cli_cmd {
+    const char *group;
+    const char *name;
+    const char *usage;
+    int (*fn)(const struct cli_cmd *cmd, int argc, char **argv);
+    const char *description;
+};
+
+struct cli_group {
+    const char *name;
+    const char *description;
+    const struct cli_cmd *cmds;
+    size_t n_cmds;
+};
+
+extern const struct cli_group cmd_ca_group;
+extern const struct cli_group cmd_cert_group;
+extern const struct cli_group cmd_token_group;
+
+/*
+ * Options are declared per command: "--name VALUE" or "--name=VALUE", all
+ * with a value, each at most once. Anything not starting with "--" is a
+ * positional argument, up to <max_pos> of them. "--help"/"-h" anywhere
+ * prints the command's help.
+ */
+struct cli_opt {
+    const char *name; /* without the leading "--" */
+    bool required;
+    const char *value; /* out: NULL when absent */
+};
+
+enum cli_parse_result {
+    CLI_PARSE_OK = 0,
+    CLI_PARSE_HELP, /* help was printed to stdout: exit 0 */
+    CLI_PARSE_ERROR /* an error and the usage were printed to stderr: exit 1 */
+};
+
+enum cli_parse_result cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
+                                struct cli_opt *opts, size_t n_opts, const char **pos,
+                                size_t max_pos, size_t *n_pos);
+
+void cli_print_cmd_help(const struct cli_cmd *cmd, bool to_stderr);
+
+/* "warrenctl: <cmd>: <message>" on stderr. */
+void cli_err(const struct cli_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* cli_err() and the usage line; returns CLI_EXIT_USAGE. */
+int cli_usage_err(const struct cli_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Exit code for a failed operation: network errors (refused, timed out, no
+ * route) are "unreachable" (2), everything else an error (3). */
+int cli_exit_for(int err);
+
+/* "<dir>/<file>" into <buf>; false when it does not fit. */
+bool cli_path_join(char *buf, size_t len, const char *dir, const char *file);
+
+#endif
