@@ -234,6 +234,7 @@ int main(int argc, char **argv)
             snprintf(cfg.agent_id, sizeof(cfg.agent_id), "agent-%d", (int)getpid());
     }
     signal(SIGPIPE, SIG_IGN);
+    wr_raise_nofile();
     if (wr_crypto_init() != 0)
         wr_fatal("what=\"libsodium failed to initialise\"");
 

@@ -216,6 +216,7 @@ int main(int argc, char **argv)
         cfg.node_id = hostname;
     }
     signal(SIGPIPE, SIG_IGN);
+    wr_raise_nofile();
     if (wr_crypto_init() != 0)
         wr_fatal("what=\"libsodium failed to initialise\"");
 

@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 tools/deps.sh demo
 echo "building..."
 cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build-demo -j"$(nproc)" >/dev/null
-bin=build-demo
+cmake --build build-demo -j"$(nproc)" --target warren-node warren-agent warrenctl >/dev/null
+node_bin=build-demo/node/warren-node
+agent_bin=build-demo/agent/warren-agent
+ctl=build-demo/tools/warrenctl
 tmp=$(mktemp -d -t warren-demo.XXXXXX)
 pids=()
 cleanup() {
@@ -24,9 +26,9 @@ wait_file() { for _ in $(seq 1 100); do [ -s "$1" ] && return 0; sleep 0.1; done
 wait_log() { for _ in $(seq 1 100); do grep -q "$2" "$1" && return 0; sleep 0.1; done; echo "timed out: $2 in $1" >&2; cat "$1" >&2; exit 1; }
 
 # Identity: a cluster CA, a node certificate, a join token for tunnel "demo".
-$bin/warrenctl ca init --dir "$tmp/ca" --cluster demo-cluster >/dev/null
-$bin/warrenctl cert issue --ca-dir "$tmp/ca" --node-id node-1 --out-cert "$tmp/node.crt" --out-key "$tmp/node.key" >/dev/null
-$bin/warrenctl token create --ca-dir "$tmp/ca" --tunnel demo --ttl 1h --out "$tmp/token" >/dev/null
+$ctl ca init --dir "$tmp/ca" --cluster demo-cluster >/dev/null
+$ctl cert issue --ca-dir "$tmp/ca" --node-id node-1 --out-cert "$tmp/node.crt" --out-key "$tmp/node.key" >/dev/null
+$ctl token create --ca-dir "$tmp/ca" --tunnel demo --ttl 1h --out "$tmp/token" >/dev/null
 
 # The service behind NAT: a tiny HTTP server with a page and a 64 MB file.
 mkdir "$tmp/www"
@@ -36,14 +38,14 @@ svc_port=$(free_port)
 python3 -m http.server "$svc_port" --bind 127.0.0.1 --directory "$tmp/www" >"$tmp/service.log" 2>&1 &
 pids+=($!)
 
-$bin/warren-node --listen 127.0.0.1:0 --cert "$tmp/node.crt" --key "$tmp/node.key" --ca "$tmp/ca/ca.crt" \
+$node_bin --listen 127.0.0.1:0 --cert "$tmp/node.crt" --key "$tmp/node.key" --ca "$tmp/ca/ca.crt" \
   --node-id node-1 --entry 127.0.0.1:0=demo/web --ready-file "$tmp/node.ready" 2>"$tmp/node.log" &
 pids+=($!)
 wait_file "$tmp/node.ready"
 listen=$(awk '$1=="listen"{print $2}' "$tmp/node.ready")
 entry=$(awk '$1=="entry"{print $2}' "$tmp/node.ready")
 
-$bin/warren-agent --proxy "$listen" --tunnel demo --token "$tmp/token" --ca "$tmp/ca/ca.crt" \
+$agent_bin --proxy "$listen" --tunnel demo --token "$tmp/token" --ca "$tmp/ca/ca.crt" \
   --agent-id agent-1 --service "web=127.0.0.1:$svc_port" 2>"$tmp/agent.log" &
 pids+=($!)
 wait_log "$tmp/node.log" "ev=agent_ready"

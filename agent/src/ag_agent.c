@@ -5,7 +5,7 @@
  * the named local service. On any loss, back off (exponential, full jitter,
  * capped) and dial again. Relaying bytes is wr_relay's job.
  */
-#include "ag.h"
+#include "ag_int.h"
 
 #include <netdb.h>
 #include <stdio.h>
@@ -118,16 +118,25 @@ static void ag_agent_maybe_stopped(struct ag_agent *a)
 
 /* ---- link teardown and backoff ---------------------------------------------- */
 
+uint64_t ag__backoff_delay(uint32_t base_ms, uint32_t max_ms, uint32_t attempt, uint64_t rnd)
+{
+    if (attempt == 0)
+        return 0; /* a link that was up is redialed at once */
+    uint64_t ceil = base_ms;
+    for (uint32_t i = 1; i < attempt && ceil < max_ms; i++)
+        ceil *= 2;
+    if (ceil > max_ms)
+        ceil = max_ms;
+    /* Full jitter (AWS architecture blog): spreads a fleet of agents that
+     * lost the same node instead of having them redial in lockstep. */
+    return rnd % (ceil + 1);
+}
+
 static void ag_link_schedule_dial(struct ag_link *l)
 {
     struct ag_agent *a = l->agent;
-    /* Full jitter: uniform in [0, min(cap, base * 2^attempt)). */
-    uint64_t ceil = a->cfg.backoff_base_ms;
-    for (uint32_t i = 0; i < l->attempt && ceil < a->cfg.backoff_max_ms; i++)
-        ceil *= 2;
-    if (ceil > a->cfg.backoff_max_ms)
-        ceil = a->cfg.backoff_max_ms;
-    uint64_t delay = l->attempt == 0 ? 0 : wr_rand_below((uint32_t)ceil + 1);
+    uint64_t delay =
+        ag__backoff_delay(a->cfg.backoff_base_ms, a->cfg.backoff_max_ms, l->attempt, wr_rand64());
     ag_link_set_state(l, AG_LINK_ST_BACKOFF, "scheduled");
     WR_INFO("agent", "dial_scheduled", "attempt=%u delay_ms=%llu", l->attempt + 1,
             (unsigned long long)delay);

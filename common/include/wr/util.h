@@ -45,6 +45,10 @@ WR_MUST_CHECK int wr_parse_uint(const char *s, uint64_t min, uint64_t max, uint6
 /* Ids and names: 1..WR_ID_MAX of [A-Za-z0-9._-]. */
 bool wr_id_is_valid(const char *s, size_t len);
 
+/* Raises the open-file soft limit to the hard limit (a node holds one
+ * descriptor per agent and per visitor). Returns the new soft limit. */
+uint64_t wr_raise_nofile(void);
+
 /* Reads a whole small file (at most <max> bytes) into a NUL-terminated heap buffer. */
 WR_MUST_CHECK int wr_read_file(const char *path, size_t max, char **out, size_t *outlen);
 /* Writes a file atomically (temp + rename) with <mode>. */

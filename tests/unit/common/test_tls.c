@@ -813,6 +813,115 @@ static void tb_idle_memory(struct tt_pki *pki)
     free(m);
 }
 
+/* 64-byte ping-pong over one TLS pair in one loop: both ends' work per round
+ * trip, without the network, which is the conn layer's share of latency. */
+enum { TB_RTT_N = 20000 };
+
+struct tb_rtt {
+    struct wr_conn *srv, *cli;
+    uv_tcp_t lst;
+    struct wr_tls_ctx *st;
+    int ready, rounds, closed;
+    size_t got;
+    uint64_t t0, t1;
+    uint64_t *lat;
+};
+
+static void tb_rtt_ping(struct tb_rtt *r)
+{
+    static const uint8_t ping[64];
+    r->t0 = wr_now_ns();
+    ASSERT_OK(wr_conn_write(r->cli, ping, sizeof(ping)));
+}
+
+static void tb_rtt_ready(struct wr_conn *c, int status, void *arg)
+{
+    struct tb_rtt *r = arg;
+    (void)c;
+    ASSERT_OK(status);
+    if (++r->ready == 2)
+        tb_rtt_ping(r);
+}
+
+static void tb_rtt_read(struct wr_conn *c, const uint8_t *d, size_t len, void *arg)
+{
+    struct tb_rtt *r = arg;
+    if (c == r->srv) {
+        ASSERT_OK(wr_conn_write(c, d, len)); /* echo */
+        return;
+    }
+    r->got += len;
+    if (r->got < 64)
+        return;
+    r->got -= 64;
+    r->lat[r->rounds++] = wr_now_ns() - r->t0;
+    if (r->rounds < TB_RTT_N) {
+        tb_rtt_ping(r);
+        return;
+    }
+    wr_conn_close(r->cli, true);
+    wr_conn_close(r->srv, true);
+}
+
+static void tb_rtt_close(struct wr_conn *c, void *arg)
+{
+    struct tb_rtt *r = arg;
+    (void)c;
+    r->closed++;
+}
+
+static const struct wr_conn_cbs tb_rtt_cbs = {
+    .on_ready = tb_rtt_ready, .on_read = tb_rtt_read, .on_close = tb_rtt_close};
+
+static void tb_rtt_conn(uv_stream_t *s, int status)
+{
+    struct tb_rtt *r = s->data;
+    ASSERT_OK(status);
+    struct wr_conn_opts o = {.tls = r->st, .nodelay = true};
+    int err = 0;
+    r->srv = wr_conn_accept(s, &o, &tb_rtt_cbs, r, &err);
+    ASSERT(r->srv != NULL);
+    uv_close((uv_handle_t *)&r->lst, NULL);
+}
+
+static int tb_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void tb_rtt(struct tt_pki *pki)
+{
+    uv_loop_t loop;
+    ASSERT_OK(uv_loop_init(&loop));
+    struct tb_rtt r = {0};
+    r.lat = calloc(TB_RTT_N, sizeof(uint64_t));
+    int err = 0;
+    r.st = wr_tls_ctx_new_server(pki->crt, pki->key, &err);
+    struct wr_tls_ctx *ct = wr_tls_ctx_new_client(pki->ca_crt, &err);
+    ASSERT_OK(uv_tcp_init(&loop, &r.lst));
+    r.lst.data = &r;
+    struct sockaddr_storage any, addr;
+    ASSERT_OK(wr_addr_parse("127.0.0.1:0", &any));
+    ASSERT_OK(uv_tcp_bind(&r.lst, (struct sockaddr *)&any, 0));
+    ASSERT_OK(uv_listen((uv_stream_t *)&r.lst, 4, tb_rtt_conn));
+    int len = sizeof(addr);
+    ASSERT_OK(uv_tcp_getsockname(&r.lst, (struct sockaddr *)&addr, &len));
+    struct wr_conn_opts o = {.tls = ct, .sni = "test-cluster", .nodelay = true};
+    r.cli = wr_conn_dial(&loop, (struct sockaddr *)&addr, &o, &tb_rtt_cbs, &r, &err);
+    ASSERT(r.cli != NULL);
+    ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT) < 0);
+    ASSERT_EQ(r.closed, 2);
+    ASSERT_EQ(0, uv_loop_close(&loop));
+    qsort(r.lat, TB_RTT_N, sizeof(uint64_t), tb_cmp_u64);
+    printf("bench_tls: 64-byte TLS round trip, both ends in one process: p50 %.1f us, p99 %.1f "
+           "us\n",
+           (double)r.lat[TB_RTT_N / 2] / 1e3, (double)r.lat[TB_RTT_N * 99 / 100] / 1e3);
+    free(r.lat);
+    wr_tls_ctx_free(r.st);
+    wr_tls_ctx_free(ct);
+}
+
 static void test_bench_tls(void)
 {
     if (getenv("WR_BENCH") == NULL) {
@@ -835,6 +944,7 @@ static void test_bench_tls(void)
     printf("bench_tls: %zu MiB one way in %.3f s: %.0f MB/s (suite %s)\n", n >> 20,
            (double)dt / 1e9, (double)n / ((double)dt / 1e3), wr_tls_suite());
     tb_idle_memory(&pki);
+    tb_rtt(&pki);
     tt_pki_free(&pki);
 }
 
