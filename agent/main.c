@@ -228,7 +228,7 @@ int main(int argc, char **argv)
         if (gethostname(host, sizeof(host) - 1) != 0)
             host[0] = '\0';
         host[24] = '\0';
-        snprintf(cfg.agent_id, sizeof(cfg.agent_id), "%s-%d", host[0] ? host : "agent",
+        snprintf(cfg.agent_id, sizeof(cfg.agent_id), "%.40s-%d", host[0] ? host : "agent",
                  (int)getpid());
         if (!wr_id_is_valid(cfg.agent_id, strlen(cfg.agent_id)))
             snprintf(cfg.agent_id, sizeof(cfg.agent_id), "agent-%d", (int)getpid());

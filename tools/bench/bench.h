@@ -54,7 +54,9 @@ bool bench_interrupted(void);
  * to <log> (or to <out> for stdout when given). Returns the pid, or -1 with a
  * message. Registers the child. */
 pid_t bench_spawn(char *const argv[], const char *log, const char *out);
-/* Registers a pid that we forked ourselves (the echo server). */
+/* Registers a pid that we forked ourselves (the echo server), or a
+ * descendant of a child (sshd's per-connection processes), so that signals
+ * and bench_stop_all() reach it. bench_stop() works on both. */
 void bench_proc_register(pid_t pid);
 /* Waits up to <timeout_ms> for <pid> to exit; returns its wait status, or -1 on
  * timeout (the child is left running). Unregisters it when reaped. */
@@ -116,7 +118,7 @@ bool bench_wait_echo(uint16_t port, uint32_t timeout_ms);
 pid_t bench_echo_start(uint16_t *port);
 
 struct bench_rtt {
-    uint32_t n;     /* round trips measured */
+    uint32_t n; /* round trips measured */
     double p50_us;
     double p99_us;
     double mean_us;
@@ -154,15 +156,15 @@ struct bench_swarm_opts {
     const char *ca_file;
     const char *token_file;
     const char *tunnel;
-    uint32_t n;            /* connections to hold */
-    uint32_t concurrency;  /* handshakes in flight at once */
-    uint32_t deadline_ms;  /* for all of them to be welcomed */
-    pid_t node_pid;        /* measured while the connections are held */
+    uint32_t n;           /* connections to hold */
+    uint32_t concurrency; /* handshakes in flight at once */
+    uint32_t deadline_ms; /* for all of them to be welcomed */
+    pid_t node_pid;       /* measured while the connections are held */
 };
 struct bench_swarm_result {
     uint32_t welcomed;
     uint32_t failed;
-    long node_rss_kib;     /* VmRSS of the node with every connection held */
+    long node_rss_kib; /* VmRSS of the node with every connection held */
     long self_rss_delta_kib;
     double setup_s;
 };

@@ -158,7 +158,9 @@ int bench_wait(pid_t pid, uint32_t timeout_ms)
     for (;;) {
         int st = 0;
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD)) {
+        /* Not our child (sshd's session processes): poll until it is gone. */
+        bool gone = r < 0 && errno == ECHILD && kill(pid, 0) != 0;
+        if (r == pid || gone) {
             bench_proc_unregister(pid);
             return r == pid ? st : 0;
         }
@@ -310,7 +312,7 @@ int bench_pin(pid_t pid, const cpu_set_t *set)
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
     DIR *d = opendir(path);
     if (d == NULL)
-        return -errno;
+        return errno == ENOENT ? 0 : -errno; /* already gone: nothing to pin */
     int err = 0;
     struct dirent *e;
     int seen = 0;
@@ -339,8 +341,7 @@ int bench_tmpdir_make(char *dir, size_t len)
     return 0;
 }
 
-static int bench_tmpdir_rm_one(const char *path, const struct stat *st, int flag,
-                               struct FTW *ftw)
+static int bench_tmpdir_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)ftw;

@@ -39,7 +39,7 @@ TEST(backoff_full_jitter_is_spread)
     }
     double mean = (double)sum / n;
     ASSERT(mean > 760 && mean < 840);
-    ASSERT(lo > n / 5 && lo < n * 3 / 10);
+    ASSERT(lo > (uint64_t)n / 5 && lo < (uint64_t)n * 3 / 10);
 }
 
 TEST_MAIN(TEST_ENTRY(backoff_first_is_immediate), TEST_ENTRY(backoff_ceiling_doubles_then_caps),

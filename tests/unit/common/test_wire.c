@@ -520,7 +520,7 @@ static void fill_nodes(struct wr_node_entry *nodes, uint32_t n, bool long_fields
     for (uint32_t i = 0; i < n; i++) {
         if (long_fields) {
             memset(nodes[i].node_id, 'n', WR_ID_MAX);
-            snprintf(nodes[i].node_id + WR_ID_MAX - 4, 5, "%04u", i);
+            snprintf(nodes[i].node_id + WR_ID_MAX - 4, 5, "%04u", i % 10000u);
             memset(nodes[i].addr, '1', sizeof(nodes[i].addr) - 1);
         } else {
             snprintf(nodes[i].node_id, sizeof(nodes[i].node_id), "node-%u", i);
