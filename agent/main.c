@@ -76,8 +76,8 @@ static const struct option ag_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-__attribute__((noreturn, format(printf, 1, 2))) static void
-ag_main_usage_error(const char *fmt, ...)
+__attribute__((noreturn, format(printf, 1, 2))) static void ag_main_usage_error(const char *fmt,
+                                                                                ...)
 {
     va_list ap;
     va_start(ap, fmt);

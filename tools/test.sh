@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh test
 jobs=$(nproc)
+echo "== format (clang-format, .clang-format) =="
+find common node agent discovery lb tools tests -name '*.[ch]' -print0 |
+  xargs -0 clang-format --dry-run --Werror
 for variant in release asan; do
   dir=build-test-$variant
   flags="-DCMAKE_BUILD_TYPE=RelWithDebInfo"

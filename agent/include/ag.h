@@ -25,7 +25,7 @@ struct ag_config {
     char proxy_port[8];
     const char *ca_file;
     const char *token_file;
-    const char *sni;       /* default: the cluster name from the CA certificate */
+    const char *sni; /* default: the cluster name from the CA certificate */
     char tunnel[WR_ID_MAX + 1];
     char agent_id[WR_ID_MAX + 1];
     uint8_t weight;

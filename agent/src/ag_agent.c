@@ -30,8 +30,8 @@ static const char *const ag_link_state_names[AG_LINK_ST__COUNT] = {
 #define AG_BIT(s) (1u << (s))
 static const uint32_t ag_link_allowed[AG_LINK_ST__COUNT] = {
     [AG_LINK_ST_IDLE] = AG_BIT(AG_LINK_ST_RESOLVING) | AG_BIT(AG_LINK_ST_CLOSING),
-    [AG_LINK_ST_RESOLVING] = AG_BIT(AG_LINK_ST_CONNECTING) | AG_BIT(AG_LINK_ST_BACKOFF) |
-                             AG_BIT(AG_LINK_ST_CLOSING),
+    [AG_LINK_ST_RESOLVING] =
+        AG_BIT(AG_LINK_ST_CONNECTING) | AG_BIT(AG_LINK_ST_BACKOFF) | AG_BIT(AG_LINK_ST_CLOSING),
     [AG_LINK_ST_CONNECTING] = AG_BIT(AG_LINK_ST_REGISTERING) | AG_BIT(AG_LINK_ST_CLOSING),
     [AG_LINK_ST_REGISTERING] = AG_BIT(AG_LINK_ST_READY) | AG_BIT(AG_LINK_ST_CLOSING),
     [AG_LINK_ST_READY] = AG_BIT(AG_LINK_ST_DRAINING) | AG_BIT(AG_LINK_ST_CLOSING),
@@ -107,8 +107,7 @@ static void ag_agent_close_handle(struct ag_agent *a, uv_handle_t *h)
 /* Once stopping, and the link is idle and every relay finished, close the rest. */
 static void ag_agent_maybe_stopped(struct ag_agent *a)
 {
-    if (!a->stopping || a->link.state != AG_LINK_ST_IDLE || a->link.gai_pending ||
-        a->n_relays > 0)
+    if (!a->stopping || a->link.state != AG_LINK_ST_IDLE || a->link.gai_pending || a->n_relays > 0)
         return;
     ag_agent_close_handle(a, (uv_handle_t *)&a->link.timer);
     ag_agent_close_handle(a, (uv_handle_t *)&a->sig_term);
@@ -212,8 +211,7 @@ static void ag_agent_on_relay_done(struct wr_relay *r, int err, const char *why,
     (void)r;
     a->n_relays--;
     if (err != 0)
-        WR_DEBUG("agent", "stream_failed", "err=%s reason=%s", wr_err_name(err),
-                 why ? why : "-");
+        WR_DEBUG("agent", "stream_failed", "err=%s reason=%s", wr_err_name(err), why ? why : "-");
     ag_agent_maybe_stopped(a);
 }
 
@@ -247,8 +245,10 @@ static void ag_link_on_open(struct wr_mux *m, struct wr_mux_stream *s, struct wr
         if (strcmp(a->cfg.services[i].name, o.service) == 0)
             svc = &a->cfg.services[i];
     if (svc == NULL) {
-        WR_WARN("agent", "stream_refused", "node=%s stream=%u service=%s reason=\"unknown "
-                "service\"", l->node_id, wr_mux_stream_id(s), o.service);
+        WR_WARN("agent", "stream_refused",
+                "node=%s stream=%u service=%s reason=\"unknown "
+                "service\"",
+                l->node_id, wr_mux_stream_id(s), o.service);
         a->streams_refused++;
         wr_mux_stream_reset(s, WR_CODE_REFUSED);
         return;
@@ -258,8 +258,7 @@ static void ag_link_on_open(struct wr_mux *m, struct wr_mux_stream *s, struct wr
     struct wr_conn *c = wr_conn_dial(a->loop, (const struct sockaddr *)&svc->addr, &opts,
                                      &ag_agent_placeholder_cbs, NULL, &err);
     if (c == NULL) {
-        WR_WARN("agent", "service_dial_failed", "service=%s err=%s", svc->name,
-                wr_err_name(err));
+        WR_WARN("agent", "service_dial_failed", "service=%s err=%s", svc->name, wr_err_name(err));
         a->streams_refused++;
         wr_mux_stream_reset(s, WR_CODE_CONNECT);
         return;
@@ -543,8 +542,7 @@ static void ag_link_dial(struct ag_link *l)
     int err = uv_getaddrinfo(a->loop, &l->gai, ag_link_on_resolved, a->cfg.proxy_host,
                              a->cfg.proxy_port, &hints);
     if (err != 0) {
-        WR_WARN("agent", "resolve_failed", "host=%s err=%s", a->cfg.proxy_host,
-                wr_err_name(err));
+        WR_WARN("agent", "resolve_failed", "host=%s err=%s", a->cfg.proxy_host, wr_err_name(err));
         l->attempt++;
         ag_link_schedule_dial(l);
         return;

@@ -239,9 +239,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.max_control = 256;
     }
     f.max_frame = o.max_frame ? o.max_frame : 65536;
-    struct wr_mux_cbs cbs = {.write = fz_write, .on_open = fz_on_open,
-                             .on_control = fz_on_control, .on_pong = fz_on_pong,
-                             .on_goaway = fz_on_goaway, .on_error = fz_on_error};
+    struct wr_mux_cbs cbs = {.write = fz_write,
+                             .on_open = fz_on_open,
+                             .on_control = fz_on_control,
+                             .on_pong = fz_on_pong,
+                             .on_goaway = fz_on_goaway,
+                             .on_error = fz_on_error};
     f.m = wr_mux_new(&o, &cbs, &f);
     fz_check(f.m != NULL);
     fz_cur = &f;

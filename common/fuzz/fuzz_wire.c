@@ -18,32 +18,32 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Aborts (a finding for the fuzzer) when an invariant breaks. */
-#define FUZZ_CHECK(c)                                                                    \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "fuzz_wire: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                     \
-        }                                                                                \
+#define FUZZ_CHECK(c)                                                                              \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "fuzz_wire: invariant failed: %s (line %d)\n", #c, __LINE__);          \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* Decode, and when that works: encode, decode again, compare. */
-#define FUZZ_ROUNDTRIP(type, decode, encode, in)                                         \
-    do {                                                                                 \
-        static struct type m1, m2;                                                       \
-        const char *rt_why = NULL;                                                       \
-        int rt_err = decode((in), &m1, &rt_why);                                         \
-        FUZZ_CHECK(rt_err == 0 || rt_why != NULL);                                       \
-        if (rt_err == 0) {                                                               \
-            struct wr_buf b = {0};                                                       \
-            rt_err = encode(&m1, &b);                                                    \
-            /* ETOOBIG: the encoder writes optional keys the input left out. */          \
-            FUZZ_CHECK(rt_err == 0 || rt_err == WR_ENOMEM || rt_err == WR_ETOOBIG);      \
-            if (rt_err == 0) {                                                           \
-                FUZZ_CHECK(decode(wr_buf_peek(&b), &m2, &rt_why) == 0);                  \
-                FUZZ_CHECK(memcmp(&m1, &m2, sizeof(m1)) == 0);                           \
-            }                                                                            \
-            wr_buf_free(&b);                                                             \
-        }                                                                                \
+#define FUZZ_ROUNDTRIP(type, decode, encode, in)                                                   \
+    do {                                                                                           \
+        static struct type m1, m2;                                                                 \
+        const char *rt_why = NULL;                                                                 \
+        int rt_err = decode((in), &m1, &rt_why);                                                   \
+        FUZZ_CHECK(rt_err == 0 || rt_why != NULL);                                                 \
+        if (rt_err == 0) {                                                                         \
+            struct wr_buf b = {0};                                                                 \
+            rt_err = encode(&m1, &b);                                                              \
+            /* ETOOBIG: the encoder writes optional keys the input left out. */                    \
+            FUZZ_CHECK(rt_err == 0 || rt_err == WR_ENOMEM || rt_err == WR_ETOOBIG);                \
+            if (rt_err == 0) {                                                                     \
+                FUZZ_CHECK(decode(wr_buf_peek(&b), &m2, &rt_why) == 0);                            \
+                FUZZ_CHECK(memcmp(&m1, &m2, sizeof(m1)) == 0);                                     \
+            }                                                                                      \
+            wr_buf_free(&b);                                                                       \
+        }                                                                                          \
     } while (0)
 
 #include "fuzz_key.h"

@@ -48,10 +48,9 @@ static int wr_cert_read_der(const char *path, int type, uint8_t *der, size_t cap
     int rc = wr_read_file(path, WR_CERT_FILE_MAX, &pem, &plen);
     if (rc != 0)
         return rc;
-    int n = type == CERT_TYPE ? wc_CertPemToDer((const unsigned char *)pem, (int)plen, der,
-                                                (int)cap, CERT_TYPE)
-                              : wc_KeyPemToDer((const unsigned char *)pem, (int)plen, der,
-                                               (int)cap, NULL);
+    int n = type == CERT_TYPE
+                ? wc_CertPemToDer((const unsigned char *)pem, (int)plen, der, (int)cap, CERT_TYPE)
+                : wc_KeyPemToDer((const unsigned char *)pem, (int)plen, der, (int)cap, NULL);
     wr_cert_wipe(pem, plen);
     free(pem);
     if (n <= 0)
@@ -236,8 +235,8 @@ int wr_cert_ca_init(const char *dir, const char *cluster, uint32_t days)
     uint8_t der[WR_CERT_DER_MAX];
     wrc = wc_MakeCert_ex(cert, der, sizeof(der), ED25519_TYPE, &key, &rng);
     if (wrc > 0)
-        wrc = wc_SignCert_ex(cert->bodySz, cert->sigType, der, sizeof(der), ED25519_TYPE, &key,
-                             &rng);
+        wrc =
+            wc_SignCert_ex(cert->bodySz, cert->sigType, der, sizeof(der), ED25519_TYPE, &key, &rng);
     if (wrc <= 0) {
         rc = wr_cert_fail("ca_sign", wrc);
         goto fail_cert;
@@ -335,8 +334,8 @@ int wr_cert_issue(const char *ca_crt, const char *ca_key, const char *node_id, u
     /* The body carries the node's public key; the CA key signs it. */
     wrc = wc_MakeCert_ex(cert, der, sizeof(der), ED25519_TYPE, &key, &rng);
     if (wrc > 0)
-        wrc = wc_SignCert_ex(cert->bodySz, cert->sigType, der, sizeof(der), ED25519_TYPE, &ca,
-                             &rng);
+        wrc =
+            wc_SignCert_ex(cert->bodySz, cert->sigType, der, sizeof(der), ED25519_TYPE, &ca, &rng);
     if (wrc <= 0) {
         rc = wr_cert_fail("node_sign", wrc);
         goto fail_cert;

@@ -75,21 +75,21 @@ static const uint32_t wr_conn_allowed[WR_CONN_ST__COUNT] = {
 
 /* Orthogonal booleans (lifecycle is the state). */
 enum {
-    WR_CONN_F_TLS = 1u << 0,         /* wolfSSL session on top of TCP */
-    WR_CONN_F_SERVER = 1u << 1,      /* accepted, not dialed */
-    WR_CONN_F_READING = 1u << 2,     /* the owner wants on_read */
-    WR_CONN_F_UV_READING = 1u << 3,  /* uv_read_start is in effect */
-    WR_CONN_F_EOF_IN = 1u << 4,      /* TCP FIN received */
-    WR_CONN_F_EOF_DONE = 1u << 5,    /* on_eof reported (or owed no more) */
-    WR_CONN_F_READY_DONE = 1u << 6,  /* on_ready reported, or not owed */
-    WR_CONN_F_SHUT_REQ = 1u << 7,    /* wr_conn_shutdown was called */
-    WR_CONN_F_SHUT_SENT = 1u << 8,   /* uv_shutdown issued */
-    WR_CONN_F_DRAIN = 1u << 9,       /* on_drain owed when the queue empties */
-    WR_CONN_F_WRITING = 1u << 10,    /* a uv_write is in flight */
-    WR_CONN_F_ABANDONED = 1u << 11,  /* creation failed: free without on_close */
-    WR_CONN_F_IN_PUMP = 1u << 12,    /* inside the TLS read pump */
+    WR_CONN_F_TLS = 1u << 0,          /* wolfSSL session on top of TCP */
+    WR_CONN_F_SERVER = 1u << 1,       /* accepted, not dialed */
+    WR_CONN_F_READING = 1u << 2,      /* the owner wants on_read */
+    WR_CONN_F_UV_READING = 1u << 3,   /* uv_read_start is in effect */
+    WR_CONN_F_EOF_IN = 1u << 4,       /* TCP FIN received */
+    WR_CONN_F_EOF_DONE = 1u << 5,     /* on_eof reported (or owed no more) */
+    WR_CONN_F_READY_DONE = 1u << 6,   /* on_ready reported, or not owed */
+    WR_CONN_F_SHUT_REQ = 1u << 7,     /* wr_conn_shutdown was called */
+    WR_CONN_F_SHUT_SENT = 1u << 8,    /* uv_shutdown issued */
+    WR_CONN_F_DRAIN = 1u << 9,        /* on_drain owed when the queue empties */
+    WR_CONN_F_WRITING = 1u << 10,     /* a uv_write is in flight */
+    WR_CONN_F_ABANDONED = 1u << 11,   /* creation failed: free without on_close */
+    WR_CONN_F_IN_PUMP = 1u << 12,     /* inside the TLS read pump */
     WR_CONN_F_NOTIFY_SENT = 1u << 13, /* TLS close_notify written */
-    WR_CONN_F_SOCK_DEAD = 1u << 14,  /* the socket failed: drop further output */
+    WR_CONN_F_SOCK_DEAD = 1u << 14,   /* the socket failed: drop further output */
 };
 
 /* Work deferred to the connection's check handle (end of loop iteration). */
@@ -115,8 +115,8 @@ struct wr_conn {
     enum wr_conn_state state;
     uint32_t flags;
     uint32_t pending;
-    int err;           /* the error being reported (FAILED) */
-    int handles_open;  /* close callbacks still to come */
+    int err;          /* the error being reported (FAILED) */
+    int handles_open; /* close callbacks still to come */
     uint64_t id;
     size_t max_queue;
     uint32_t hs_timeout_ms;
@@ -166,9 +166,8 @@ static void wr_conn_set_state(struct wr_conn *c, enum wr_conn_state to)
     if (c->state == to)
         return;
     if ((wr_conn_allowed[c->state] & WR_CONN_BIT(to)) == 0) {
-        WR_ERROR("tls", "conn_bad_transition", "conn=%llu from=%s to=%s",
-                 (unsigned long long)c->id, wr_conn_state_names[c->state],
-                 wr_conn_state_names[to]);
+        WR_ERROR("tls", "conn_bad_transition", "conn=%llu from=%s to=%s", (unsigned long long)c->id,
+                 wr_conn_state_names[c->state], wr_conn_state_names[to]);
         WR_ASSERT(!"wr_conn state transition");
     }
     WR_TRACE("tls", "conn_state", "conn=%llu from=%s to=%s", (unsigned long long)c->id,
@@ -590,8 +589,7 @@ fail_nomem:
     return WR_ENOMEM;
 }
 
-static int wr_conn_writev_plain(struct wr_conn *c, const struct wr_slice *v, int n,
-                                size_t total)
+static int wr_conn_writev_plain(struct wr_conn *c, const struct wr_slice *v, int n, size_t total)
 {
     bool ready = c->state == WR_CONN_ST_READY;
     struct wr_buf *q = &c->wq[c->wq_app];

@@ -7,8 +7,8 @@
 const char *wr_strerror(int err)
 {
     switch (err) {
-#define WR_ERR_MSG_(name, val, msg)                                                      \
-    case (val):                                                                          \
+#define WR_ERR_MSG_(name, val, msg)                                                                \
+    case (val):                                                                                    \
         return msg;
         WR_ERRNO_MAP(WR_ERR_MSG_)
 #undef WR_ERR_MSG_
@@ -22,8 +22,8 @@ const char *wr_strerror(int err)
 const char *wr_err_name(int err)
 {
     switch (err) {
-#define WR_ERR_NAME_(name, val, msg)                                                     \
-    case (val):                                                                          \
+#define WR_ERR_NAME_(name, val, msg)                                                               \
+    case (val):                                                                                    \
         return #name;
         WR_ERRNO_MAP(WR_ERR_NAME_)
 #undef WR_ERR_NAME_

@@ -8,9 +8,9 @@
 #include "wr/mux.h"
 
 static const char *const wr_frame_type_names[WR_FR__COUNT] = {
-    [WR_FR_DATA] = "DATA",     [WR_FR_OPEN] = "OPEN",     [WR_FR_FIN] = "FIN",
-    [WR_FR_RST] = "RST",       [WR_FR_WINDOW] = "WINDOW", [WR_FR_PING] = "PING",
-    [WR_FR_PONG] = "PONG",     [WR_FR_GOAWAY] = "GOAWAY", [WR_FR_CONTROL] = "CONTROL",
+    [WR_FR_DATA] = "DATA", [WR_FR_OPEN] = "OPEN",     [WR_FR_FIN] = "FIN",
+    [WR_FR_RST] = "RST",   [WR_FR_WINDOW] = "WINDOW", [WR_FR_PING] = "PING",
+    [WR_FR_PONG] = "PONG", [WR_FR_GOAWAY] = "GOAWAY", [WR_FR_CONTROL] = "CONTROL",
 };
 
 const char *wr_frame_type_str(unsigned type)

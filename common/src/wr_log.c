@@ -47,10 +47,10 @@ wr_log_vemit(enum wr_log_level lvl, const char *mod, const char *ev, const char 
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line),
-                     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ lvl=%s mod=%s ev=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), wr_log_level_str(lvl), mod, ev);
+    int n =
+        snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ lvl=%s mod=%s ev=%s ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(tv.tv_usec / 1000), wr_log_level_str(lvl), mod, ev);
     size_t len = (size_t)n;
     const size_t room = sizeof(line) - 16; /* space for " trunc=1\n" */
     if (fmt != NULL && fmt[0] != '\0') {

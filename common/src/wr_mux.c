@@ -59,9 +59,12 @@ static void wr_mux_put32(uint8_t *p, uint32_t v)
 }
 
 static const char *const wr_mux_stream_state_names[WR_MUX_SS__COUNT] = {
-    [WR_MUX_SS_IDLE] = "IDLE",           [WR_MUX_SS_OFFERED] = "OFFERED",
-    [WR_MUX_SS_OPEN] = "OPEN",           [WR_MUX_SS_LOCAL_FIN] = "LOCAL_FIN",
-    [WR_MUX_SS_REMOTE_FIN] = "REMOTE_FIN", [WR_MUX_SS_CLOSED] = "CLOSED",
+    [WR_MUX_SS_IDLE] = "IDLE",
+    [WR_MUX_SS_OFFERED] = "OFFERED",
+    [WR_MUX_SS_OPEN] = "OPEN",
+    [WR_MUX_SS_LOCAL_FIN] = "LOCAL_FIN",
+    [WR_MUX_SS_REMOTE_FIN] = "REMOTE_FIN",
+    [WR_MUX_SS_CLOSED] = "CLOSED",
 };
 
 const char *wr__mux_stream_state_str(enum wr_mux_stream_state s)
@@ -397,8 +400,8 @@ static void wr_mux_rx_fin(struct wr_mux_stream *s)
         wr_mux_stream_abort(s, WR_CODE_PROTOCOL, true); /* FIN after FIN */
         return;
     }
-    wr_mux_stream_set_state(s, s->state == WR_MUX_SS_OPEN ? WR_MUX_SS_REMOTE_FIN
-                                                          : WR_MUX_SS_CLOSED);
+    wr_mux_stream_set_state(s,
+                            s->state == WR_MUX_SS_OPEN ? WR_MUX_SS_REMOTE_FIN : WR_MUX_SS_CLOSED);
     if (s->user_ref && s->cbs.on_fin != NULL)
         s->cbs.on_fin(s, s->arg);
 }
@@ -446,8 +449,7 @@ static void wr_mux_rx_dispatch(struct wr_mux *m, const struct wr_frame_hdr *h, s
         break;
     case WR_FR_PONG:
         if (m->cbs.on_pong != NULL)
-            m->cbs.on_pong(m, (uint64_t)wr_mux_be32(p.ptr) << 32 | wr_mux_be32(p.ptr + 4),
-                           m->arg);
+            m->cbs.on_pong(m, (uint64_t)wr_mux_be32(p.ptr) << 32 | wr_mux_be32(p.ptr + 4), m->arg);
         break;
     case WR_FR_GOAWAY:
         m->peer_goaway = true;
@@ -497,9 +499,9 @@ static void wr_mux_rx_frame_begin(struct wr_mux *m, const struct wr_frame_hdr *h
 {
     /* Exact payload length of the fixed-size types; -1: variable. */
     static const int fixed_len[WR_FR__COUNT] = {
-        [WR_FR_DATA] = -1,  [WR_FR_OPEN] = -1, [WR_FR_FIN] = 0,
-        [WR_FR_RST] = 4,    [WR_FR_WINDOW] = 4, [WR_FR_PING] = 8,
-        [WR_FR_PONG] = 8,   [WR_FR_GOAWAY] = 8, [WR_FR_CONTROL] = -1,
+        [WR_FR_DATA] = -1, [WR_FR_OPEN] = -1,  [WR_FR_FIN] = 0,
+        [WR_FR_RST] = 4,   [WR_FR_WINDOW] = 4, [WR_FR_PING] = 8,
+        [WR_FR_PONG] = 8,  [WR_FR_GOAWAY] = 8, [WR_FR_CONTROL] = -1,
     };
     m->stats.frames_in++;
     if (h->type >= WR_FR__COUNT) {
@@ -510,8 +512,8 @@ static void wr_mux_rx_frame_begin(struct wr_mux *m, const struct wr_frame_hdr *h
         wr_mux_fail(m, WR_EPROTO, "oversized frame");
         return;
     }
-    bool conn_level = h->type == WR_FR_PING || h->type == WR_FR_PONG ||
-                      h->type == WR_FR_GOAWAY || h->type == WR_FR_CONTROL;
+    bool conn_level = h->type == WR_FR_PING || h->type == WR_FR_PONG || h->type == WR_FR_GOAWAY ||
+                      h->type == WR_FR_CONTROL;
     if (conn_level && h->stream != 0) {
         wr_mux_fail(m, WR_EPROTO, "connection frame on a stream");
         return;
@@ -756,8 +758,7 @@ void wr_mux_stream_accept(struct wr_mux_stream *s, const struct wr_mux_stream_cb
     wr_mux_stream_set_state(s, WR_MUX_SS_OPEN);
 }
 
-void wr_mux_stream_set_cbs(struct wr_mux_stream *s, const struct wr_mux_stream_cbs *cbs,
-                           void *arg)
+void wr_mux_stream_set_cbs(struct wr_mux_stream *s, const struct wr_mux_stream_cbs *cbs, void *arg)
 {
     if (s->state == WR_MUX_SS_OFFERED) {
         wr_mux_stream_accept(s, cbs, arg);

@@ -37,15 +37,15 @@ enum wr_mux_stream_state {
 const char *wr__mux_stream_state_str(enum wr_mux_stream_state s);
 
 struct wr_mux_stream {
-    struct wr_mux *mux;                 /* NULL once detached by wr_mux_free */
-    struct wr_mux_stream *all_prev;     /* m->all: every struct not yet freed */
+    struct wr_mux *mux;             /* NULL once detached by wr_mux_free */
+    struct wr_mux_stream *all_prev; /* m->all: every struct not yet freed */
     struct wr_mux_stream *all_next;
-    struct wr_mux_stream *free_next;    /* m->free_list: freed when depth is 0 */
+    struct wr_mux_stream *free_next; /* m->free_list: freed when depth is 0 */
     struct wr_mux_stream_cbs cbs;
     void *arg;
     uint32_t id;
-    enum wr_mux_stream_state state;     /* written only by wr_mux_stream_set_state */
-    uint32_t send_credit;     /* DATA bytes we may send before the next WINDOW */
+    enum wr_mux_stream_state state; /* written only by wr_mux_stream_set_state */
+    uint32_t send_credit;           /* DATA bytes we may send before the next WINDOW */
     /* Receive accounting; while the peer may send,
      * recv_credit + recv_unconsumed + recv_owed == initial_window. */
     uint32_t recv_credit;     /* DATA bytes the peer may still send */
@@ -83,8 +83,8 @@ struct wr_mux {
     bool goaway_sent;
     bool peer_goaway;
     uint32_t peer_goaway_last;
-    uint32_t next_id;        /* the next id we open */
-    uint32_t peer_highest;   /* highest id the peer opened; 0: none */
+    uint32_t next_id;      /* the next id we open */
+    uint32_t peer_highest; /* highest id the peer opened; 0: none */
     struct wr_mux_table table;
     struct wr_mux_stream *all;
     struct wr_mux_stream *free_list;

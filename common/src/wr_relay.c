@@ -22,10 +22,10 @@ struct wr_relay {
     struct wr_mux_stream *s; /* NULL once released */
     wr_relay_done_cb done;
     void *arg;
-    struct wr_buf up_pending;   /* socket bytes the stream had no credit for */
-    struct wr_buf down_pre;     /* stream bytes that arrived before the dial finished */
-    uint64_t down_total;        /* bytes handed to the connection */
-    uint64_t down_consumed;     /* of those, credit returned to the peer */
+    struct wr_buf up_pending; /* socket bytes the stream had no credit for */
+    struct wr_buf down_pre;   /* stream bytes that arrived before the dial finished */
+    uint64_t down_total;      /* bytes handed to the connection */
+    uint64_t down_consumed;   /* of those, credit returned to the peer */
     uint64_t up_total;
     int err;
     const char *why;
@@ -306,8 +306,8 @@ static void wr_relay_on_close(struct wr_conn *c, void *arg)
     free(r);
 }
 
-struct wr_relay *wr_relay_new(struct wr_conn *conn, struct wr_mux_stream *s,
-                              wr_relay_done_cb done, void *arg)
+struct wr_relay *wr_relay_new(struct wr_conn *conn, struct wr_mux_stream *s, wr_relay_done_cb done,
+                              void *arg)
 {
     struct wr_relay *r = wr_xcalloc(1, sizeof(*r));
     r->conn = conn;

@@ -70,8 +70,8 @@ out:
     return ret;
 }
 
-int wr_token_verify(const char *tok, size_t len, const uint8_t pk[WR_SIGN_PK_LEN],
-                    uint64_t now, struct wr_token_claims *out, const char **why)
+int wr_token_verify(const char *tok, size_t len, const uint8_t pk[WR_SIGN_PK_LEN], uint64_t now,
+                    struct wr_token_claims *out, const char **why)
 {
     uint8_t sig[WR_SIG_LEN];
     uint8_t claims[WR_TOKEN_CLAIMS_MAX];
@@ -121,8 +121,7 @@ int wr_token_verify(const char *tok, size_t len, const uint8_t pk[WR_SIGN_PK_LEN
         goto out;
     }
     /* The signed bytes are the text up to (not including) the second dot. */
-    if (wr_sign_verify(pk, (const uint8_t *)tok, WR_TOKEN_PREFIX_LEN + claims_b64_len, sig)
-        != 0) {
+    if (wr_sign_verify(pk, (const uint8_t *)tok, WR_TOKEN_PREFIX_LEN + claims_b64_len, sig) != 0) {
         err = WR_EAUTH;
         *why = "token: bad signature";
         goto out;

@@ -61,25 +61,33 @@ struct wr_wire_field {
  * The reasons are string literals built from the message and key names, so
  * *why is always static and names both ("hello: missing tunnel").
  */
-#define WR_WIRE_WHYS_(msg, k)                                                            \
-    .key = (k), .why_missing = msg ": missing " k, .why_type = msg ": wrong type for " k,  \
+#define WR_WIRE_WHYS_(msg, k)                                                                      \
+    .key = (k), .why_missing = msg ": missing " k, .why_type = msg ": wrong type for " k,          \
     .why_long = msg ": " k " too long", .why_bad = msg ": invalid " k
 
-#define WR_WIRE_UINT(msg, key, st, member, lo, hi, req)                                  \
-    {WR_WIRE_WHYS_(msg, key), .kind = WR_WIRE_K_UINT, .required = (req),                 \
-     .off = offsetof(st, member), .size = sizeof(((st *)0)->member), .min = (lo),        \
-     .max = (hi)}
-#define WR_WIRE_STR(msg, key, kd, st, member, minlen, req)                               \
-    {WR_WIRE_WHYS_(msg, key), .kind = (kd), .required = (req),                           \
-     .off = offsetof(st, member), .size = sizeof(((st *)0)->member), .min = (minlen)}
-#define WR_WIRE_BIN(msg, key, st, member, req)                                           \
-    {WR_WIRE_WHYS_(msg, key), .kind = WR_WIRE_K_BIN, .required = (req),                  \
-     .off = offsetof(st, member), .size = sizeof(((st *)0)->member)}
-#define WR_WIRE_LIST(msg, key, kd, st, member, countm, elem, req)                        \
-    {WR_WIRE_WHYS_(msg, key), .kind = (kd), .required = (req),                           \
-     .off = offsetof(st, member), .size = sizeof(((st *)0)->member[0]),                  \
-     .max = WR_ARRAY_LEN(((st *)0)->member), .count_off = offsetof(st, countm),          \
-     .sub = (elem)}
+#define WR_WIRE_UINT(msg, key, st, member, lo, hi, req)                                            \
+    {                                                                                              \
+        WR_WIRE_WHYS_(msg, key), .kind = WR_WIRE_K_UINT, .required = (req),                        \
+                                 .off = offsetof(st, member), .size = sizeof(((st *)0)->member),   \
+                                 .min = (lo), .max = (hi)                                          \
+    }
+#define WR_WIRE_STR(msg, key, kd, st, member, minlen, req)                                         \
+    {                                                                                              \
+        WR_WIRE_WHYS_(msg, key), .kind = (kd), .required = (req), .off = offsetof(st, member),     \
+                                 .size = sizeof(((st *)0)->member), .min = (minlen)                \
+    }
+#define WR_WIRE_BIN(msg, key, st, member, req)                                                     \
+    {                                                                                              \
+        WR_WIRE_WHYS_(msg, key), .kind = WR_WIRE_K_BIN, .required = (req),                         \
+                                 .off = offsetof(st, member), .size = sizeof(((st *)0)->member)    \
+    }
+#define WR_WIRE_LIST(msg, key, kd, st, member, countm, elem, req)                                  \
+    {                                                                                              \
+        WR_WIRE_WHYS_(msg, key), .kind = (kd), .required = (req), .off = offsetof(st, member),     \
+                                 .size = sizeof(((st *)0)->member[0]),                             \
+                                 .max = WR_ARRAY_LEN(((st *)0)->member),                           \
+                                 .count_off = offsetof(st, countm), .sub = (elem)                  \
+    }
 
 /* A message: its "type" value (0: a nested map without "type") and limits. */
 struct wr_wire_msg {
@@ -99,13 +107,12 @@ struct wr_wire_msg {
     const char *why_type;
 };
 
-#define WR_WIRE_MSG_WHYS_(msg)                                                           \
-    .why_big = msg ": too large", .why_trunc = msg ": truncated",                        \
-    .why_trailing = msg ": trailing bytes", .why_parse = msg ": not msgpack",            \
-    .why_deep = msg ": nested too deeply",                                               \
-    .why_not_map = msg ": not a map", .why_key = msg ": key is not a string",            \
-    .why_dup = msg ": duplicate key", .why_no_type = msg ": missing type",               \
-    .why_type = msg ": wrong message type"
+#define WR_WIRE_MSG_WHYS_(msg)                                                                     \
+    .why_big = msg ": too large", .why_trunc = msg ": truncated",                                  \
+    .why_trailing = msg ": trailing bytes", .why_parse = msg ": not msgpack",                      \
+    .why_deep = msg ": nested too deeply", .why_not_map = msg ": not a map",                       \
+    .why_key = msg ": key is not a string", .why_dup = msg ": duplicate key",                      \
+    .why_no_type = msg ": missing type", .why_type = msg ": wrong message type"
 
 /* ---- the tables: the wire format, one line per key ---- */
 
@@ -113,15 +120,17 @@ struct wr_wire_msg {
 #define WR_WIRE_MAX_FIELDS 31
 
 /* One discovery list entry, a map without "type"; named after the message that carries it. */
-#define WR_WIRE_NODE_TABLE(name, msg)                                                    \
-    static const struct wr_wire_field name##_fields[] = {                                \
-        WR_WIRE_STR(msg, "id", WR_WIRE_K_ID, struct wr_node_entry, node_id, 1, true),    \
-        WR_WIRE_STR(msg, "addr", WR_WIRE_K_ADDR, struct wr_node_entry, addr, 0, false),  \
-    };                                                                                   \
-    static const struct wr_wire_msg name = {                                             \
-        .type = 0, .max = WR_CONTROL_MAX,                                                \
-        .fields = name##_fields, .n_fields = WR_ARRAY_LEN(name##_fields),                \
-        WR_WIRE_MSG_WHYS_(msg),                                                          \
+#define WR_WIRE_NODE_TABLE(name, msg)                                                              \
+    static const struct wr_wire_field name##_fields[] = {                                          \
+        WR_WIRE_STR(msg, "id", WR_WIRE_K_ID, struct wr_node_entry, node_id, 1, true),              \
+        WR_WIRE_STR(msg, "addr", WR_WIRE_K_ADDR, struct wr_node_entry, addr, 0, false),            \
+    };                                                                                             \
+    static const struct wr_wire_msg name = {                                                       \
+        .type = 0,                                                                                 \
+        .max = WR_CONTROL_MAX,                                                                     \
+        .fields = name##_fields,                                                                   \
+        .n_fields = WR_ARRAY_LEN(name##_fields),                                                   \
+        WR_WIRE_MSG_WHYS_(msg),                                                                    \
     }
 WR_WIRE_NODE_TABLE(wr_wire_welcome_node_msg, "welcome: node");
 WR_WIRE_NODE_TABLE(wr_wire_discovery_node_msg, "discovery: node");
@@ -133,13 +142,15 @@ static const struct wr_wire_field wr_wire_hello_fields[] = {
     WR_WIRE_STR("hello", "agent", WR_WIRE_K_ID, struct wr_msg_hello, agent_id, 1, true),
     WR_WIRE_STR("hello", "token", WR_WIRE_K_TEXT, struct wr_msg_hello, token, 1, true),
     WR_WIRE_UINT("hello", "weight", struct wr_msg_hello, weight, 1, 255, true),
-    WR_WIRE_LIST("hello", "svc", WR_WIRE_K_IDLIST, struct wr_msg_hello, services, n_services,
-                 NULL, false),
+    WR_WIRE_LIST("hello", "svc", WR_WIRE_K_IDLIST, struct wr_msg_hello, services, n_services, NULL,
+                 false),
 };
 _Static_assert(WR_ARRAY_LEN(wr_wire_hello_fields) <= WR_WIRE_MAX_FIELDS, "seen mask");
 static const struct wr_wire_msg wr_wire_hello_msg = {
-    .type = WR_MSG_HELLO, .max = WR_CONTROL_MAX,
-    .fields = wr_wire_hello_fields, .n_fields = WR_ARRAY_LEN(wr_wire_hello_fields),
+    .type = WR_MSG_HELLO,
+    .max = WR_CONTROL_MAX,
+    .fields = wr_wire_hello_fields,
+    .n_fields = WR_ARRAY_LEN(wr_wire_hello_fields),
     WR_WIRE_MSG_WHYS_("hello"),
 };
 
@@ -149,24 +160,28 @@ static const struct wr_wire_field wr_wire_welcome_fields[] = {
     WR_WIRE_STR("welcome", "cluster", WR_WIRE_K_ID, struct wr_msg_welcome, cluster, 1, true),
     WR_WIRE_UINT("welcome", "ping_ms", struct wr_msg_welcome, ping_interval_ms, 0, UINT32_MAX,
                  true),
-    WR_WIRE_UINT("welcome", "ping_to_ms", struct wr_msg_welcome, ping_timeout_ms, 0,
-                 UINT32_MAX, true),
+    WR_WIRE_UINT("welcome", "ping_to_ms", struct wr_msg_welcome, ping_timeout_ms, 0, UINT32_MAX,
+                 true),
     WR_WIRE_LIST("welcome", "nodes", WR_WIRE_K_NODES, struct wr_msg_welcome, nodes, n_nodes,
                  &wr_wire_welcome_node_msg, true),
 };
 static const struct wr_wire_msg wr_wire_welcome_msg = {
-    .type = WR_MSG_WELCOME, .max = WR_CONTROL_MAX,
-    .fields = wr_wire_welcome_fields, .n_fields = WR_ARRAY_LEN(wr_wire_welcome_fields),
+    .type = WR_MSG_WELCOME,
+    .max = WR_CONTROL_MAX,
+    .fields = wr_wire_welcome_fields,
+    .n_fields = WR_ARRAY_LEN(wr_wire_welcome_fields),
     WR_WIRE_MSG_WHYS_("welcome"),
 };
 
 static const struct wr_wire_field wr_wire_discovery_fields[] = {
-    WR_WIRE_LIST("discovery", "nodes", WR_WIRE_K_NODES, struct wr_msg_discovery, nodes,
-                 n_nodes, &wr_wire_discovery_node_msg, true),
+    WR_WIRE_LIST("discovery", "nodes", WR_WIRE_K_NODES, struct wr_msg_discovery, nodes, n_nodes,
+                 &wr_wire_discovery_node_msg, true),
 };
 static const struct wr_wire_msg wr_wire_discovery_msg = {
-    .type = WR_MSG_DISCOVERY, .max = WR_CONTROL_MAX,
-    .fields = wr_wire_discovery_fields, .n_fields = WR_ARRAY_LEN(wr_wire_discovery_fields),
+    .type = WR_MSG_DISCOVERY,
+    .max = WR_CONTROL_MAX,
+    .fields = wr_wire_discovery_fields,
+    .n_fields = WR_ARRAY_LEN(wr_wire_discovery_fields),
     WR_WIRE_MSG_WHYS_("discovery"),
 };
 
@@ -175,8 +190,10 @@ static const struct wr_wire_field wr_wire_error_fields[] = {
     WR_WIRE_STR("error", "msg", WR_WIRE_K_TEXT, struct wr_msg_error, message, 0, false),
 };
 static const struct wr_wire_msg wr_wire_error_msg = {
-    .type = WR_MSG_ERROR, .max = WR_CONTROL_MAX,
-    .fields = wr_wire_error_fields, .n_fields = WR_ARRAY_LEN(wr_wire_error_fields),
+    .type = WR_MSG_ERROR,
+    .max = WR_CONTROL_MAX,
+    .fields = wr_wire_error_fields,
+    .n_fields = WR_ARRAY_LEN(wr_wire_error_fields),
     WR_WIRE_MSG_WHYS_("error"),
 };
 
@@ -186,8 +203,10 @@ static const struct wr_wire_field wr_wire_open_fields[] = {
     WR_WIRE_UINT("open", "hop", struct wr_msg_open, hop, 0, WR_HOP_MAX, true),
 };
 static const struct wr_wire_msg wr_wire_open_msg = {
-    .type = WR_MSG_OPEN, .max = WR_OPEN_HDR_MAX,
-    .fields = wr_wire_open_fields, .n_fields = WR_ARRAY_LEN(wr_wire_open_fields),
+    .type = WR_MSG_OPEN,
+    .max = WR_OPEN_HDR_MAX,
+    .fields = wr_wire_open_fields,
+    .n_fields = WR_ARRAY_LEN(wr_wire_open_fields),
     WR_WIRE_MSG_WHYS_("open"),
 };
 
@@ -200,8 +219,10 @@ static const struct wr_wire_field wr_wire_claims_fields[] = {
     WR_WIRE_BIN("claims", "jti", struct wr_token_claims, id, true),
 };
 static const struct wr_wire_msg wr_wire_claims_msg = {
-    .type = 0, .max = WR_TOKEN_MAX,
-    .fields = wr_wire_claims_fields, .n_fields = WR_ARRAY_LEN(wr_wire_claims_fields),
+    .type = 0,
+    .max = WR_TOKEN_MAX,
+    .fields = wr_wire_claims_fields,
+    .n_fields = WR_ARRAY_LEN(wr_wire_claims_fields),
     WR_WIRE_MSG_WHYS_("claims"),
 };
 
@@ -307,8 +328,8 @@ static const char *wr_wire_scan(struct wr_slice in, const struct wr_wire_msg *m)
 {
     const uint8_t *p = in.ptr;
     size_t len = in.len, pos = 0;
-    size_t pending = 1;                     /* objects still to read, all levels */
-    uint64_t left[WR_WIRE_MAX_DEPTH + 1];   /* objects still to read, per level */
+    size_t pending = 1;                   /* objects still to read, all levels */
+    uint64_t left[WR_WIRE_MAX_DEPTH + 1]; /* objects still to read, per level */
     int depth = 0;
 
     left[0] = 1;
@@ -337,27 +358,89 @@ static const char *wr_wire_scan(struct wr_slice in, const struct wr_wire_msg *m)
             body = b & 0x1f;
         } else {
             switch (b) {
-            case 0xc4: case 0xd9: lenbytes = 1; what = 1; break; /* bin8, str8 */
-            case 0xc5: case 0xda: lenbytes = 2; what = 1; break; /* bin16, str16 */
-            case 0xc6: case 0xdb: lenbytes = 4; what = 1; break; /* bin32, str32 */
-            case 0xc7: lenbytes = 1; what = 1; body = 1; break;  /* ext8: + type byte */
-            case 0xc8: lenbytes = 2; what = 1; body = 1; break;
-            case 0xc9: lenbytes = 4; what = 1; body = 1; break;
-            case 0xca: body = 4; break;                          /* float32 */
-            case 0xcb: body = 8; break;                          /* float64 */
-            case 0xcc: case 0xd0: body = 1; break;               /* (u)int8 */
-            case 0xcd: case 0xd1: body = 2; break;
-            case 0xce: case 0xd2: body = 4; break;
-            case 0xcf: case 0xd3: body = 8; break;
-            case 0xd4: body = 2; break;                          /* fixext1..16 + type */
-            case 0xd5: body = 3; break;
-            case 0xd6: body = 5; break;
-            case 0xd7: body = 9; break;
-            case 0xd8: body = 17; break;
-            case 0xdc: lenbytes = 2; what = 2; break;            /* array16/32 */
-            case 0xdd: lenbytes = 4; what = 2; break;
-            case 0xde: lenbytes = 2; what = 3; break;            /* map16/32 */
-            case 0xdf: lenbytes = 4; what = 3; break;
+            case 0xc4:
+            case 0xd9:
+                lenbytes = 1;
+                what = 1;
+                break; /* bin8, str8 */
+            case 0xc5:
+            case 0xda:
+                lenbytes = 2;
+                what = 1;
+                break; /* bin16, str16 */
+            case 0xc6:
+            case 0xdb:
+                lenbytes = 4;
+                what = 1;
+                break; /* bin32, str32 */
+            case 0xc7:
+                lenbytes = 1;
+                what = 1;
+                body = 1;
+                break; /* ext8: + type byte */
+            case 0xc8:
+                lenbytes = 2;
+                what = 1;
+                body = 1;
+                break;
+            case 0xc9:
+                lenbytes = 4;
+                what = 1;
+                body = 1;
+                break;
+            case 0xca:
+                body = 4;
+                break; /* float32 */
+            case 0xcb:
+                body = 8;
+                break; /* float64 */
+            case 0xcc:
+            case 0xd0:
+                body = 1;
+                break; /* (u)int8 */
+            case 0xcd:
+            case 0xd1:
+                body = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                body = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                body = 8;
+                break;
+            case 0xd4:
+                body = 2;
+                break; /* fixext1..16 + type */
+            case 0xd5:
+                body = 3;
+                break;
+            case 0xd6:
+                body = 5;
+                break;
+            case 0xd7:
+                body = 9;
+                break;
+            case 0xd8:
+                body = 17;
+                break;
+            case 0xdc:
+                lenbytes = 2;
+                what = 2;
+                break; /* array16/32 */
+            case 0xdd:
+                lenbytes = 4;
+                what = 2;
+                break;
+            case 0xde:
+                lenbytes = 2;
+                what = 3;
+                break; /* map16/32 */
+            case 0xdf:
+                lenbytes = 4;
+                what = 3;
+                break;
             default: /* 0xc1: never used */
                 return m->why_parse;
             }
@@ -418,8 +501,8 @@ static const char *wr_wire_get_str(const struct wr_wire_field *f, const msgpack_
     return NULL;
 }
 
-static int wr_wire_get_field(const struct wr_wire_field *f, const msgpack_object *v,
-                             uint8_t *dst, const char **why)
+static int wr_wire_get_field(const struct wr_wire_field *f, const msgpack_object *v, uint8_t *dst,
+                             const char **why)
 {
     const char *bad = NULL;
     switch (f->kind) {
@@ -538,8 +621,8 @@ static int wr_wire_get_map(const msgpack_object *o, const struct wr_wire_msg *m,
 
 /* Both passes over a whole message. <dst> is zeroed first, so absent optional
  * fields read as 0 / "" / empty lists. */
-static int wr_wire_decode(struct wr_slice in, const struct wr_wire_msg *m, void *dst,
-                          size_t dstlen, const char **why)
+static int wr_wire_decode(struct wr_slice in, const struct wr_wire_msg *m, void *dst, size_t dstlen,
+                          const char **why)
 {
     const char *ignored;
     msgpack_unpacked up;
@@ -614,8 +697,7 @@ static size_t wr_wire_member_len(const char *s, size_t size)
     return n == size ? SIZE_MAX : n;
 }
 
-static int wr_wire_put_field(msgpack_packer *pk, const struct wr_wire_field *f,
-                             const uint8_t *src)
+static int wr_wire_put_field(msgpack_packer *pk, const struct wr_wire_field *f, const uint8_t *src)
 {
     switch (f->kind) {
     case WR_WIRE_K_UINT: {
@@ -708,7 +790,9 @@ static int wr_wire_encode(const struct wr_wire_msg *m, const void *src, struct w
 int wr_msg_peek_type(struct wr_slice in, int *type, const char **why)
 {
     static const struct wr_wire_msg peek = {
-        .type = 0, .max = WR_CONTROL_MAX, WR_WIRE_MSG_WHYS_("control"),
+        .type = 0,
+        .max = WR_CONTROL_MAX,
+        WR_WIRE_MSG_WHYS_("control"),
     };
     const char *ignored;
     msgpack_unpacked up;

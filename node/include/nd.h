@@ -27,15 +27,15 @@ struct nd_config {
     const char *cert_file;
     const char *key_file;
     const char *ca_file;
-    const char *node_id;      /* default: the certificate's... set by main from --node-id */
-    const char *ready_file;   /* written once every listener is bound */
+    const char *node_id;    /* default: the certificate's... set by main from --node-id */
+    const char *ready_file; /* written once every listener is bound */
     uint32_t ping_interval_ms;
     uint32_t ping_timeout_ms;
-    uint32_t hello_timeout_ms;  /* TLS handshake + HELLO must finish within this */
-    uint32_t drain_timeout_ms;  /* on SIGTERM, open streams get this long */
-    uint32_t max_agents;        /* tunnel connections accepted at once */
-    uint32_t max_streams;       /* per tunnel connection */
-    uint32_t window;            /* per-stream flow-control window */
+    uint32_t hello_timeout_ms; /* TLS handshake + HELLO must finish within this */
+    uint32_t drain_timeout_ms; /* on SIGTERM, open streams get this long */
+    uint32_t max_agents;       /* tunnel connections accepted at once */
+    uint32_t max_streams;      /* per tunnel connection */
+    uint32_t window;           /* per-stream flow-control window */
     uint32_t n_entries;
     struct nd_entry_config entries[ND_MAX_ENTRIES];
 };

@@ -52,8 +52,7 @@ static void nd_entry_on_connection(uv_stream_t *server, int status)
     struct nd_entry *e = server->data;
     struct nd_node *n = e->node;
     if (status < 0) {
-        WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str,
-                wr_err_name(status));
+        WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str, wr_err_name(status));
         return;
     }
     struct wr_conn_opts opts = {.nodelay = true};

@@ -37,8 +37,8 @@ static inline void nd_list_remove(struct nd_list *e)
     e->next->prev = e->prev;
     e->prev = e->next = e;
 }
-#define nd_list_for_each_safe(pos, tmp, head)                                           \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                    \
+#define nd_list_for_each_safe(pos, tmp, head)                                                      \
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
          (pos) = (tmp), (tmp) = (pos)->next)
 
 /* ---- pools: tunnel id -> live agent connections (nd_pool.c) --------------- */
@@ -55,7 +55,7 @@ struct nd_pool {
     char tunnel[WR_ID_MAX + 1];
     struct nd_list members;
     uint32_t n_members;
-    uint32_t n_exclusive; /* members with weight 255 */
+    uint32_t n_exclusive;  /* members with weight 255 */
     uint64_t total_weight; /* of the non-exclusive members */
 };
 
@@ -109,9 +109,9 @@ struct nd_node {
     uv_signal_t sig_term, sig_int, sig_usr1;
     uv_timer_t drain_timer;
     struct nd_registry reg;
-    struct nd_list tuncs;   /* every tunnel connection, any state */
+    struct nd_list tuncs; /* every tunnel connection, any state */
     uint32_t n_tuncs;
-    uint32_t n_relays;      /* visitor streams in flight */
+    uint32_t n_relays; /* visitor streams in flight */
     struct nd_stats stats;
     uint32_t pending_closes;
     bool draining;

@@ -33,8 +33,7 @@ static void nd_node_log_stats(struct nd_node *n, const char *ev)
             "visitors=%llu visitors_refused=%llu streams=%llu streams_failed=%llu "
             "bytes_up=%llu bytes_down=%llu tls_suite=%s tls_dev_encrypt=%llu "
             "tls_dev_decrypt=%llu tls_dev_auth_fail=%llu tls_dev_bytes=%llu",
-            n->n_tuncs, n->reg.n_pools, n->n_relays,
-            (unsigned long long)n->stats.agents_accepted,
+            n->n_tuncs, n->reg.n_pools, n->n_relays, (unsigned long long)n->stats.agents_accepted,
             (unsigned long long)n->stats.agents_rejected,
             (unsigned long long)n->stats.visitors_accepted,
             (unsigned long long)n->stats.visitors_refused,
@@ -180,8 +179,10 @@ struct nd_node *nd_node_new(uv_loop_t *loop, const struct nd_config *cfg, int *e
     }
     n->tls = wr_tls_ctx_new_server(cfg->cert_file, cfg->key_file, err);
     if (n->tls == NULL) {
-        WR_ERROR("node", "config", "what=\"cannot load the certificate or key\" cert=%s key=%s "
-                 "err=%s", cfg->cert_file, cfg->key_file, wr_err_name(*err));
+        WR_ERROR("node", "config",
+                 "what=\"cannot load the certificate or key\" cert=%s key=%s "
+                 "err=%s",
+                 cfg->cert_file, cfg->key_file, wr_err_name(*err));
         goto fail;
     }
     uv_tcp_init(loop, &n->listener);
@@ -244,8 +245,8 @@ int nd_node_start(struct nd_node *n)
         WR_INFO("node", "entry_listening", "addr=%s tunnel=%s service=%s", e->addr_str,
                 e->cfg.tunnel, e->cfg.service);
     }
-    WR_INFO("node", "listening", "node=%s cluster=%s addr=%s tls_suite=%s", n->node_id,
-            n->cluster, n->listen_str, wr_tls_suite());
+    WR_INFO("node", "listening", "node=%s cluster=%s addr=%s tls_suite=%s", n->node_id, n->cluster,
+            n->listen_str, wr_tls_suite());
     if (n->cfg.ready_file != NULL) {
         err = nd_node_write_ready_file(n);
         if (err != 0) {

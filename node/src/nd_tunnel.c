@@ -235,13 +235,12 @@ static void nd_tunc_on_hello(struct nd_tunc *t, struct wr_slice msg)
     nd__pool_add(&n->reg, t->tunnel, &t->member);
     t->in_pool = true;
     n->stats.agents_accepted++;
-    uv_timer_start(&t->timer, nd_tunc_on_timer, n->cfg.ping_interval_ms,
-                   n->cfg.ping_interval_ms);
+    uv_timer_start(&t->timer, nd_tunc_on_timer, n->cfg.ping_interval_ms, n->cfg.ping_interval_ms);
     char agent[WR_ID_MAX * 4 + 4];
     WR_INFO("node", "agent_ready", "conn=%llu tunnel=%s agent=%s weight=%u peer=%s services=%u",
             (unsigned long long)wr_conn_id(t->conn), t->tunnel,
-            wr_log_esc(agent, sizeof(agent), t->agent_id, strlen(t->agent_id)), h->weight,
-            t->peer, h->n_services);
+            wr_log_esc(agent, sizeof(agent), t->agent_id, strlen(t->agent_id)), h->weight, t->peer,
+            h->n_services);
 out:
     free(h);
 }

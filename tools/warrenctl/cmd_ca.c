@@ -30,8 +30,8 @@ static int cmd_ca_init(const struct cli_cmd *cmd, int argc, char **argv)
     uint64_t days = CMD_CA_DAYS_DEFAULT;
 
     if (!wr_id_is_valid(cluster, strlen(cluster)))
-        return cli_usage_err(cmd, "invalid cluster name '%s' (1..%d of A-Z a-z 0-9 . _ -)",
-                             cluster, WR_ID_MAX);
+        return cli_usage_err(cmd, "invalid cluster name '%s' (1..%d of A-Z a-z 0-9 . _ -)", cluster,
+                             WR_ID_MAX);
     if (opts[2].value != NULL && wr_parse_uint(opts[2].value, 1, 36500, &days) != 0)
         return cli_usage_err(cmd, "invalid --days '%s' (1..36500)", opts[2].value);
 
@@ -63,5 +63,8 @@ static const struct cli_cmd cmd_ca_cmds[] = {
 };
 
 const struct cli_group cmd_ca_group = {
-    "ca", "cluster certificate authority (init)", cmd_ca_cmds, WR_ARRAY_LEN(cmd_ca_cmds),
+    "ca",
+    "cluster certificate authority (init)",
+    cmd_ca_cmds,
+    WR_ARRAY_LEN(cmd_ca_cmds),
 };

@@ -29,7 +29,7 @@ void cli_print_cmd_help(const struct cli_cmd *cmd, bool to_stderr)
 }
 
 __attribute__((format(printf, 2, 0))) static void cli_verr(const struct cli_cmd *cmd,
-                                                            const char *fmt, va_list ap)
+                                                           const char *fmt, va_list ap)
 {
     if (cmd != NULL)
         fprintf(stderr, "warrenctl: %s %s: ", cmd->group, cmd->name);
@@ -161,8 +161,8 @@ static void cli_print_group_help(const struct cli_group *g, FILE *f)
         /* The first line of the description is its summary. */
         const char *d = g->cmds[i].description;
         int first = (int)strcspn(d, "\n");
-        fprintf(f, "  %s %s %s\n      %.*s\n", g->name, g->cmds[i].name, g->cmds[i].usage,
-                first, d);
+        fprintf(f, "  %s %s %s\n      %.*s\n", g->name, g->cmds[i].name, g->cmds[i].usage, first,
+                d);
     }
 }
 

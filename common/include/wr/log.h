@@ -34,10 +34,10 @@ const char *wr_log_level_str(enum wr_log_level lvl);
 void wr_log_emit(enum wr_log_level lvl, const char *mod, const char *ev, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define WR_LOG(lvl, mod, ev, ...)                                                        \
-    do {                                                                                 \
-        if ((lvl) <= wr_log_level_cur)                                                   \
-            wr_log_emit((lvl), (mod), (ev), __VA_ARGS__);                                \
+#define WR_LOG(lvl, mod, ev, ...)                                                                  \
+    do {                                                                                           \
+        if ((lvl) <= wr_log_level_cur)                                                             \
+            wr_log_emit((lvl), (mod), (ev), __VA_ARGS__);                                          \
     } while (0)
 
 #define WR_ERROR(mod, ev, ...) WR_LOG(WR_LOG_ERROR, mod, ev, __VA_ARGS__)

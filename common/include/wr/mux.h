@@ -59,14 +59,14 @@ struct wr_mux_stream;
 
 /* Nothing is negotiated: both ends must use the same initial_window and
  * max_frame (the defaults, normally). */
-struct wr_mux_opts {              /* zero-initialised is valid: defaults apply */
-    uint32_t initial_window;      /* per-stream credit each way; 0: WR_MUX_DEFAULT_WINDOW */
-    uint32_t max_streams;         /* concurrently open streams we accept; 0: 4096.
-                                   * Counts both directions: wr_mux_open fails
-                                   * with WR_ELIMIT at the same limit. */
-    uint32_t max_frame;           /* largest frame payload we send and accept; 0: 65536 */
-    uint32_t max_control;         /* largest CONTROL/OPEN payload accepted; 0: 16384 */
-    bool dialer;                  /* true on the side that dialed: it opens odd ids */
+struct wr_mux_opts {         /* zero-initialised is valid: defaults apply */
+    uint32_t initial_window; /* per-stream credit each way; 0: WR_MUX_DEFAULT_WINDOW */
+    uint32_t max_streams;    /* concurrently open streams we accept; 0: 4096.
+                              * Counts both directions: wr_mux_open fails
+                              * with WR_ELIMIT at the same limit. */
+    uint32_t max_frame;      /* largest frame payload we send and accept; 0: 65536 */
+    uint32_t max_control;    /* largest CONTROL/OPEN payload accepted; 0: 16384 */
+    bool dialer;             /* true on the side that dialed: it opens odd ids */
 };
 #define WR_MUX_DEFAULT_WINDOW (4u * 1024 * 1024)
 
@@ -144,8 +144,7 @@ void wr_mux_stream_accept(struct wr_mux_stream *s, const struct wr_mux_stream_cb
 /* Replaces the callbacks of a stream the user holds (opened or accepted), for
  * handing it to a new owner such as a relay. On a stream still offered by
  * on_open it accepts it. */
-void wr_mux_stream_set_cbs(struct wr_mux_stream *s, const struct wr_mux_stream_cbs *cbs,
-                           void *arg);
+void wr_mux_stream_set_cbs(struct wr_mux_stream *s, const struct wr_mux_stream_cbs *cbs, void *arg);
 
 /* Sends up to the available credit; returns the bytes taken (0..len) or < 0.
  * When short, on_writable follows once credit returns. */
@@ -177,12 +176,12 @@ WR_MUST_CHECK int wr_mux_ping(struct wr_mux *m, uint64_t opaque);
 WR_MUST_CHECK int wr_mux_goaway(struct wr_mux *m, uint32_t code);
 
 struct wr_mux_stats {
-    uint32_t streams_open;     /* currently open (not fully closed) */
-    uint64_t streams_opened;   /* total, both directions */
-    uint64_t streams_refused;  /* OPENs refused over max_streams */
+    uint32_t streams_open;    /* currently open (not fully closed) */
+    uint64_t streams_opened;  /* total, both directions */
+    uint64_t streams_refused; /* OPENs refused over max_streams */
     uint64_t frames_in, frames_out;
-    uint64_t bytes_in, bytes_out;      /* DATA payload */
-    uint64_t frames_dropped;   /* for streams already closed */
+    uint64_t bytes_in, bytes_out; /* DATA payload */
+    uint64_t frames_dropped;      /* for streams already closed */
     uint64_t flow_violations;
 };
 void wr_mux_get_stats(const struct wr_mux *m, struct wr_mux_stats *out);

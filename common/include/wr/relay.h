@@ -31,8 +31,8 @@ struct wr_relay_stats {
  * bytes from the stream are queued meanwhile, bounded by the stream window,
  * and a failed dial resets the stream with WR_CODE_CONNECT.
  */
-struct wr_relay *wr_relay_new(struct wr_conn *conn, struct wr_mux_stream *s,
-                              wr_relay_done_cb done, void *arg);
+struct wr_relay *wr_relay_new(struct wr_conn *conn, struct wr_mux_stream *s, wr_relay_done_cb done,
+                              void *arg);
 /* Aborts: resets the stream (WR_CODE_CANCEL) and closes the connection. */
 void wr_relay_abort(struct wr_relay *r, uint32_t code);
 void wr_relay_get_stats(const struct wr_relay *r, struct wr_relay_stats *out);

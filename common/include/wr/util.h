@@ -13,13 +13,13 @@
 
 #define WR_ID_MAX 64 /* tunnel ids, node ids, agent ids, service names */
 
-#define WR_FREE(p)                                                                       \
-    do {                                                                                 \
-        free(p);                                                                         \
-        (p) = NULL;                                                                      \
+#define WR_FREE(p)                                                                                 \
+    do {                                                                                           \
+        free(p);                                                                                   \
+        (p) = NULL;                                                                                \
     } while (0)
 
-#define wr_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define wr_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define WR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Allocations of fixed-size control structures: abort with a log line on OOM. */

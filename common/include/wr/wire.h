@@ -33,11 +33,11 @@
 #include "wr/util.h"
 
 #define WR_WIRE_VERSION 1
-#define WR_CONTROL_MAX 16384   /* largest CONTROL payload accepted */
-#define WR_OPEN_HDR_MAX 1024   /* largest OPEN header accepted */
+#define WR_CONTROL_MAX 16384 /* largest CONTROL payload accepted */
+#define WR_OPEN_HDR_MAX 1024 /* largest OPEN header accepted */
 #define WR_MAX_SERVICES 64
 #define WR_ERRMSG_MAX 256
-#define WR_MAX_NODES 256       /* entries in one discovery list */
+#define WR_MAX_NODES 256 /* entries in one discovery list */
 #define WR_HOP_MAX 4
 
 /* Numbered by subsystem: 100 handshake/auth, 200 tunnel/stream, 300 gossip, 400 admin. */
@@ -56,15 +56,15 @@ enum wr_msg_type {
 /* Error codes carried in ERROR messages and RST/GOAWAY frames. */
 enum wr_proto_code {
     WR_CODE_OK = 0,
-    WR_CODE_PROTOCOL = 1,     /* malformed or out-of-order input */
-    WR_CODE_AUTH = 2,         /* token rejected */
-    WR_CODE_VERSION = 3,      /* unsupported version */
-    WR_CODE_REFUSED = 4,      /* stream refused (limit, unknown service) */
-    WR_CODE_FLOW = 5,         /* flow control window exceeded */
-    WR_CODE_CONNECT = 6,      /* agent could not reach its service */
-    WR_CODE_SHUTDOWN = 7,     /* going away */
-    WR_CODE_TIMEOUT = 8,      /* keepalive or handshake timeout */
-    WR_CODE_CANCEL = 9,       /* the other end went away */
+    WR_CODE_PROTOCOL = 1, /* malformed or out-of-order input */
+    WR_CODE_AUTH = 2,     /* token rejected */
+    WR_CODE_VERSION = 3,  /* unsupported version */
+    WR_CODE_REFUSED = 4,  /* stream refused (limit, unknown service) */
+    WR_CODE_FLOW = 5,     /* flow control window exceeded */
+    WR_CODE_CONNECT = 6,  /* agent could not reach its service */
+    WR_CODE_SHUTDOWN = 7, /* going away */
+    WR_CODE_TIMEOUT = 8,  /* keepalive or handshake timeout */
+    WR_CODE_CANCEL = 9,   /* the other end went away */
     WR_CODE_INTERNAL = 10,
     WR_CODE_TOO_LARGE = 11,
     WR_CODE__COUNT
@@ -84,7 +84,7 @@ struct wr_msg_hello {
 
 struct wr_node_entry {
     char node_id[WR_ID_MAX + 1];
-    char addr[64];    /* direct tunnel address "host:port", or "" */
+    char addr[64]; /* direct tunnel address "host:port", or "" */
 };
 
 struct wr_msg_welcome {

@@ -42,11 +42,11 @@ struct tc_fx {
     struct wr_conn_opts srv_opts;
 };
 
-#define TC_API(s, expr)                                                                  \
-    do {                                                                                 \
-        (s)->in_api = true;                                                              \
-        expr;                                                                            \
-        (s)->in_api = false;                                                             \
+#define TC_API(s, expr)                                                                            \
+    do {                                                                                           \
+        (s)->in_api = true;                                                                        \
+        expr;                                                                                      \
+        (s)->in_api = false;                                                                       \
     } while (0)
 
 static void tc_on_ready(struct wr_conn *c, int status, void *arg)
@@ -81,8 +81,7 @@ static void tc_on_eof(struct wr_conn *c, void *arg)
     s->eof = true;
     if (s->reply_on_eof) {
         int rc;
-        TC_API(s, rc = wr_conn_write(c, (const uint8_t *)s->reply_on_eof,
-                                     strlen(s->reply_on_eof)));
+        TC_API(s, rc = wr_conn_write(c, (const uint8_t *)s->reply_on_eof, strlen(s->reply_on_eof)));
         ASSERT_OK(rc);
     }
     wr_conn_close(c, true);

@@ -23,7 +23,7 @@ TEST(b64url_vectors)
         const char *bin;
         const char *b64;
     } v[] = {
-        {"", ""},         {"f", "Zg"},         {"fo", "Zm8"},          {"foo", "Zm9v"},
+        {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
         {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
     };
     char enc[32];
@@ -70,7 +70,7 @@ TEST(b64url_rejects_malformed)
     uint8_t out[16];
     ASSERT_EQ(WR_EPROTO, wr_b64url_decode("Zg==", 4, out, sizeof(out))); /* padding */
     ASSERT_EQ(WR_EPROTO, wr_b64url_decode("Zg=", 3, out, sizeof(out)));
-    ASSERT_EQ(WR_EPROTO, wr_b64url_decode("Z", 1, out, sizeof(out)));      /* 1 mod 4 */
+    ASSERT_EQ(WR_EPROTO, wr_b64url_decode("Z", 1, out, sizeof(out))); /* 1 mod 4 */
     ASSERT_EQ(WR_EPROTO, wr_b64url_decode("Zm9vY", 5, out, sizeof(out)));
     ASSERT_EQ(WR_EPROTO, wr_b64url_decode("Zh", 2, out, sizeof(out)));    /* trailing bits */
     ASSERT_EQ(WR_EPROTO, wr_b64url_decode("Zm9", 3, out, sizeof(out)));   /* "Zm8" canonical */

@@ -52,9 +52,9 @@ struct t_peer {
     int controls;
     char control[64];
     /* accepting */
-    bool refuse;                 /* reset OPENs from on_open */
-    bool ignore;                 /* neither accept nor reset (contract breach) */
-    bool auto_consume;           /* consume data as soon as it arrives */
+    bool refuse;       /* reset OPENs from on_open */
+    bool ignore;       /* neither accept nor reset (contract breach) */
+    bool auto_consume; /* consume data as soon as it arrives */
     struct t_stream *accepted[T_MAX_STREAMS];
     int n_accepted;
 };
@@ -242,8 +242,11 @@ static void t_peer_init(struct t_peer *p, const char *name, bool dialer,
         o = *base;
     o.dialer = dialer;
     p->max_frame = o.max_frame;
-    struct wr_mux_cbs cbs = {.write = t_write, .on_open = t_on_open, .on_control = t_on_control,
-                             .on_pong = t_on_pong, .on_goaway = t_on_goaway,
+    struct wr_mux_cbs cbs = {.write = t_write,
+                             .on_open = t_on_open,
+                             .on_control = t_on_control,
+                             .on_pong = t_on_pong,
+                             .on_goaway = t_on_goaway,
                              .on_error = t_on_error};
     p->m = wr_mux_new(&o, &cbs, p);
     ASSERT(p->m != NULL);
@@ -384,8 +387,8 @@ static uint8_t t_pattern(uint32_t id, uint64_t off)
 
 TEST(frame_hdr_roundtrip)
 {
-    struct wr_frame_hdr in = {.len = 0xabcdef, .type = WR_FR_WINDOW, .flags = 0x5a,
-                              .stream = 0x7fffffff};
+    struct wr_frame_hdr in = {
+        .len = 0xabcdef, .type = WR_FR_WINDOW, .flags = 0x5a, .stream = 0x7fffffff};
     uint8_t b[WR_FRAME_HDR_LEN];
     wr_frame_hdr_encode(b, &in);
     const uint8_t want[] = {0xab, 0xcd, 0xef, 4, 0x5a, 0x7f, 0xff, 0xff, 0xff};
@@ -702,8 +705,7 @@ TEST(conn_errors)
     t_peer_cleanup(&a);
     t_peer_cleanup(&b);
     t_pair(&a, &b, NULL);
-    t_expect_conn_error(&b, t_inject(&b, WR_FR_FIN, 2, NULL, 0),
-                        "frame for a stream never opened");
+    t_expect_conn_error(&b, t_inject(&b, WR_FR_FIN, 2, NULL, 0), "frame for a stream never opened");
     t_peer_cleanup(&a);
     t_peer_cleanup(&b);
 
@@ -1015,8 +1017,7 @@ static void t_free_on_rst(struct wr_mux_stream *s, uint32_t code, void *arg)
         t_victim = -1;
     }
     int err;
-    ASSERT(wr_mux_open(wr_mux_stream_mux(s), wr_slice_str("x"), &t_stream_cbs, NULL, &err) ==
-           NULL);
+    ASSERT(wr_mux_open(wr_mux_stream_mux(s), wr_slice_str("x"), &t_stream_cbs, NULL, &err) == NULL);
     ASSERT_EQ(err, WR_ECLOSED);
     if (t_free_rsts % 2 == 0) {
         wr_mux_stream_release(s);

@@ -85,14 +85,14 @@ struct tt_side {
     int error;
     bool eof;
     bool closed;
-    size_t rx;        /* bytes received, checked against the pattern */
-    size_t rx_want;   /* close both once both sides have this many */
-    size_t tx;        /* bytes queued so far */
+    size_t rx;      /* bytes received, checked against the pattern */
+    size_t rx_want; /* close both once both sides have this many */
+    size_t tx;      /* bytes queued so far */
     size_t tx_want;
-    bool stop_once;   /* read_stop in the first on_read, read_start later */
+    bool stop_once; /* read_stop in the first on_read, read_start later */
     bool stopped;
     size_t rx_at_stop;
-    bool in_api;      /* inside a wr_conn_* call: callbacks must not fire */
+    bool in_api; /* inside a wr_conn_* call: callbacks must not fire */
     bool shutdown_when_sent;
     bool close_on_eof;
     size_t tx_on_eof; /* answer this many bytes after on_eof, then close */
@@ -359,30 +359,30 @@ TEST(dev_roundtrip)
     Aes aes;
     ASSERT_OK(wc_AesInit(&aes, NULL, WR_TLSDEV_ID));
     ASSERT_OK(wc_AesGcmSetKey(&aes, key, sizeof(key)));
-    ASSERT_OK(wc_AesGcmEncrypt(&aes, c1, m, N, iv, sizeof(iv), tag1, sizeof(tag1), aad,
-                               sizeof(aad)));
+    ASSERT_OK(
+        wc_AesGcmEncrypt(&aes, c1, m, N, iv, sizeof(iv), tag1, sizeof(tag1), aad, sizeof(aad)));
     unsigned long long maclen = 0;
     ASSERT_OK(crypto_aead_aes256gcm_encrypt_detached(c2, tag2, &maclen, m, N, aad, sizeof(aad),
                                                      NULL, iv, key));
     ASSERT_MEM_EQ(c1, c2, N);
     ASSERT_MEM_EQ(tag1, tag2, 16);
 
-    ASSERT_OK(wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1, sizeof(tag1), aad,
-                               sizeof(aad)));
+    ASSERT_OK(
+        wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1, sizeof(tag1), aad, sizeof(aad)));
     ASSERT_MEM_EQ(p, m, N);
     /* In place, as TLS 1.3 decrypts records. */
     memcpy(p, c1, N);
-    ASSERT_OK(wc_AesGcmDecrypt(&aes, p, p, N, iv, sizeof(iv), tag1, sizeof(tag1), aad,
-                               sizeof(aad)));
+    ASSERT_OK(
+        wc_AesGcmDecrypt(&aes, p, p, N, iv, sizeof(iv), tag1, sizeof(tag1), aad, sizeof(aad)));
     ASSERT_MEM_EQ(p, m, N);
 
     c1[100] ^= 1;
-    ASSERT_EQ(AES_GCM_AUTH_E, wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1,
-                                               sizeof(tag1), aad, sizeof(aad)));
+    ASSERT_EQ(AES_GCM_AUTH_E, wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1, sizeof(tag1),
+                                               aad, sizeof(aad)));
     c1[100] ^= 1;
     aad[0] ^= 1; /* the record header is authenticated too */
-    ASSERT_EQ(AES_GCM_AUTH_E, wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1,
-                                               sizeof(tag1), aad, sizeof(aad)));
+    ASSERT_EQ(AES_GCM_AUTH_E, wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1, sizeof(tag1),
+                                               aad, sizeof(aad)));
     wr_tls_get_stats(&after);
     ASSERT_EQ(after.dev_encrypt - before.dev_encrypt, 1);
     ASSERT_EQ(after.dev_decrypt - before.dev_decrypt, 4);
@@ -391,10 +391,10 @@ TEST(dev_roundtrip)
 
     /* AES-128 is declined and runs in wolfCrypt, still correct. */
     ASSERT_OK(wc_AesGcmSetKey(&aes, key, 16));
-    ASSERT_OK(wc_AesGcmEncrypt(&aes, c1, m, 64, iv, sizeof(iv), tag1, sizeof(tag1), aad,
-                               sizeof(aad)));
-    ASSERT_OK(wc_AesGcmDecrypt(&aes, p, c1, 64, iv, sizeof(iv), tag1, sizeof(tag1), aad,
-                               sizeof(aad)));
+    ASSERT_OK(
+        wc_AesGcmEncrypt(&aes, c1, m, 64, iv, sizeof(iv), tag1, sizeof(tag1), aad, sizeof(aad)));
+    ASSERT_OK(
+        wc_AesGcmDecrypt(&aes, p, c1, 64, iv, sizeof(iv), tag1, sizeof(tag1), aad, sizeof(aad)));
     ASSERT_MEM_EQ(p, m, 64);
     struct wr_tls_stats after2;
     wr_tls_get_stats(&after2);
@@ -517,8 +517,7 @@ static void *tt_raw_client(void *arg)
     /* The no-ALPN client sends no SNI either: the server must refuse it
      * all the same. */
     if (r->alpn)
-        ASSERT_EQ(WOLFSSL_SUCCESS,
-                  wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, "test-cluster", 12));
+        ASSERT_EQ(WOLFSSL_SUCCESS, wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, "test-cluster", 12));
     if (r->alpn) {
         char list[64];
         snprintf(list, sizeof(list), "%s", r->alpn);
@@ -683,7 +682,7 @@ TEST(tls_half_close)
     fx.cli.shutdown_when_sent = true;
     fx.srv.rx_want = 100000;
     fx.srv.tx_want = 0;
-    fx.srv.tx_on_eof = 300000; /* the other direction still works */
+    fx.srv.tx_on_eof = 300000;  /* the other direction still works */
     fx.srv.close_on_eof = true; /* closes with flush, sending close_notify */
     fx.cli.close_on_eof = true;
     tt_fx_dial(&fx, "test-cluster");
@@ -951,5 +950,4 @@ static void test_bench_tls(void)
 TEST_MAIN(TEST_ENTRY(dev_roundtrip), TEST_ENTRY(handshake_data), TEST_ENTRY(wrong_ca),
           TEST_ENTRY(alpn_wrong), TEST_ENTRY(alpn_missing), TEST_ENTRY(alpn_ok_raw),
           TEST_ENTRY(garbage), TEST_ENTRY(handshake_timeout), TEST_ENTRY(read_stop_start_tls),
-          TEST_ENTRY(read_stop_start_plain), TEST_ENTRY(tls_half_close),
-          TEST_ENTRY(bench_tls))
+          TEST_ENTRY(read_stop_start_plain), TEST_ENTRY(tls_half_close), TEST_ENTRY(bench_tls))

@@ -204,11 +204,11 @@ TEST(signed_garbage_claims)
     ASSERT_EQ(WR_EPROTO, wr_token_verify(tok, n, pk, NOW, &d, &why));
 
     /* maxw 0 */
-    static const uint8_t w0[] = {0x85, 0xa6, 't', 'u', 'n', 'n', 'e', 'l', 0xa1, 'x',
-                                 0xa3, 'i', 'a', 't', 0x01, 0xa3, 'e', 'x', 'p', 0xcd,
-                                 0xff, 0xff, 0xa4, 'm', 'a', 'x', 'w', 0x00, 0xa3, 'j',
-                                 't', 'i', 0xc4, 16, 0, 0, 0, 0, 0, 0, 0, 0,
-                                 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t w0[] = {0x85, 0xa6, 't',  'u', 'n',  'n',  'e', 'l',  0xa1, 'x',
+                                 0xa3, 'i',  'a',  't', 0x01, 0xa3, 'e', 'x',  'p',  0xcd,
+                                 0xff, 0xff, 0xa4, 'm', 'a',  'x',  'w', 0x00, 0xa3, 'j',
+                                 't',  'i',  0xc4, 16,  0,    0,    0,   0,    0,    0,
+                                 0,    0,    0,    0,   0,    0,    0,   0,    0,    0};
     n = sign_raw(w0, sizeof(w0), tok, sizeof(tok));
     ASSERT_EQ(WR_EPROTO, wr_token_verify(tok, n, pk, 0, &d, &why));
     ASSERT_STR_EQ("claims: invalid maxw", why);
@@ -264,8 +264,8 @@ TEST(malformed_text)
         {"wrt1.abc.AAAA", "token: bad signature length"},
     };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-        ASSERT_EQ(WR_EPROTO, wr_token_verify(fixed[i].text, strlen(fixed[i].text), pk, NOW,
-                                             &d, &why));
+        ASSERT_EQ(WR_EPROTO,
+                  wr_token_verify(fixed[i].text, strlen(fixed[i].text), pk, NOW, &d, &why));
         ASSERT_STR_EQ(fixed[i].why, why);
     }
 
@@ -307,7 +307,6 @@ TEST(malformed_text)
 }
 
 TEST_MAIN(TEST_ENTRY(create_verify_roundtrip), TEST_ENTRY(longest_claims_fit),
-          TEST_ENTRY(create_rejects_bad_claims), TEST_ENTRY(expired),
-          TEST_ENTRY(forged_claims_bit), TEST_ENTRY(forged_signature_bit),
-          TEST_ENTRY(signed_by_another_key), TEST_ENTRY(signed_garbage_claims),
-          TEST_ENTRY(malformed_text))
+          TEST_ENTRY(create_rejects_bad_claims), TEST_ENTRY(expired), TEST_ENTRY(forged_claims_bit),
+          TEST_ENTRY(forged_signature_bit), TEST_ENTRY(signed_by_another_key),
+          TEST_ENTRY(signed_garbage_claims), TEST_ENTRY(malformed_text))

@@ -104,14 +104,31 @@ static void tb_hello(struct tb *t, int omit, int wrong, void (*wrong_fn)(struct 
             continue;
         }
         switch (k) {
-        case H_TYPE: tb_uint(t, WR_MSG_HELLO); break;
-        case H_V: tb_uint(t, 1); break;
-        case H_ROLE: tb_str(t, "agent"); break;
-        case H_TUNNEL: tb_str(t, "web"); break;
-        case H_AGENT: tb_str(t, "a1"); break;
-        case H_TOKEN: tb_str(t, "wrt1.x.y"); break;
-        case H_WEIGHT: tb_uint(t, 10); break;
-        case H_SVC: tb_arr(t, 1); tb_str(t, "http"); break;
+        case H_TYPE:
+            tb_uint(t, WR_MSG_HELLO);
+            break;
+        case H_V:
+            tb_uint(t, 1);
+            break;
+        case H_ROLE:
+            tb_str(t, "agent");
+            break;
+        case H_TUNNEL:
+            tb_str(t, "web");
+            break;
+        case H_AGENT:
+            tb_str(t, "a1");
+            break;
+        case H_TOKEN:
+            tb_str(t, "wrt1.x.y");
+            break;
+        case H_WEIGHT:
+            tb_uint(t, 10);
+            break;
+        case H_SVC:
+            tb_arr(t, 1);
+            tb_str(t, "http");
+            break;
         }
     }
 }
@@ -173,10 +190,10 @@ TEST(hello_svc_optional)
 
 TEST(hello_missing_each_field)
 {
-    static const char *const want[H__COUNT] = {
-        "hello: missing type",   "hello: missing v",     "hello: missing role",
-        "hello: missing tunnel", "hello: missing agent", "hello: missing token",
-        "hello: missing weight", NULL};
+    static const char *const want[H__COUNT] = {"hello: missing type",   "hello: missing v",
+                                               "hello: missing role",   "hello: missing tunnel",
+                                               "hello: missing agent",  "hello: missing token",
+                                               "hello: missing weight", NULL};
     for (int k = 0; k < H__COUNT; k++) {
         const char *why = NULL;
         tb_hello(&tbuf, k, -1, NULL);
@@ -189,27 +206,75 @@ TEST(hello_missing_each_field)
     }
 }
 
-static void w_int(struct tb *t) { tb_uint(t, 5); }
-static void w_str(struct tb *t) { tb_str(t, "5"); }
-static void w_neg(struct tb *t) { tb_byte(t, 0xff); } /* -1 */
-static void w_nil(struct tb *t) { tb_byte(t, 0xc0); }
-static void w_map(struct tb *t) { tb_map(t, 0); }
-static void w_bin(struct tb *t) { tb_byte(t, 0xc4); tb_byte(t, 1); tb_byte(t, 'a'); }
-static void w_arr_int(struct tb *t) { tb_arr(t, 1); tb_uint(t, 1); }
-static void w_zero(struct tb *t) { tb_uint(t, 0); }
-static void w_256(struct tb *t) { tb_uint(t, 256); }
-static void w_huge(struct tb *t) { tb_uint(t, UINT64_MAX); }
-static void w_badid(struct tb *t) { tb_str(t, "a b"); }
-static void w_empty(struct tb *t) { tb_str(t, ""); }
-static void w_slash(struct tb *t) { tb_str(t, "../etc"); }
-static void w_nul(struct tb *t) { tb_strn(t, "ab\0cd", 5); }
+static void w_int(struct tb *t)
+{
+    tb_uint(t, 5);
+}
+static void w_str(struct tb *t)
+{
+    tb_str(t, "5");
+}
+static void w_neg(struct tb *t)
+{
+    tb_byte(t, 0xff);
+} /* -1 */
+static void w_nil(struct tb *t)
+{
+    tb_byte(t, 0xc0);
+}
+static void w_map(struct tb *t)
+{
+    tb_map(t, 0);
+}
+static void w_bin(struct tb *t)
+{
+    tb_byte(t, 0xc4);
+    tb_byte(t, 1);
+    tb_byte(t, 'a');
+}
+static void w_arr_int(struct tb *t)
+{
+    tb_arr(t, 1);
+    tb_uint(t, 1);
+}
+static void w_zero(struct tb *t)
+{
+    tb_uint(t, 0);
+}
+static void w_256(struct tb *t)
+{
+    tb_uint(t, 256);
+}
+static void w_huge(struct tb *t)
+{
+    tb_uint(t, UINT64_MAX);
+}
+static void w_badid(struct tb *t)
+{
+    tb_str(t, "a b");
+}
+static void w_empty(struct tb *t)
+{
+    tb_str(t, "");
+}
+static void w_slash(struct tb *t)
+{
+    tb_str(t, "../etc");
+}
+static void w_nul(struct tb *t)
+{
+    tb_strn(t, "ab\0cd", 5);
+}
 static void w_id65(struct tb *t)
 {
     char s[WR_ID_MAX + 1];
     memset(s, 'a', sizeof(s));
     tb_strn(t, s, sizeof(s));
 }
-static void w_role16(struct tb *t) { tb_str(t, "aaaaaaaaaaaaaaaa"); }
+static void w_role16(struct tb *t)
+{
+    tb_str(t, "aaaaaaaaaaaaaaaa");
+}
 static void w_tok_long(struct tb *t)
 {
     char s[WR_TOKEN_MAX + 1];
@@ -222,7 +287,10 @@ static void w_svc65(struct tb *t)
     for (int i = 0; i < WR_MAX_SERVICES + 1; i++)
         tb_str(t, "s");
 }
-static void w_welcome_type(struct tb *t) { tb_uint(t, WR_MSG_WELCOME); }
+static void w_welcome_type(struct tb *t)
+{
+    tb_uint(t, WR_MSG_WELCOME);
+}
 
 TEST(hello_wrong_types)
 {
@@ -525,8 +593,7 @@ static void fill_nodes(struct wr_node_entry *nodes, uint32_t n, bool long_fields
         } else {
             snprintf(nodes[i].node_id, sizeof(nodes[i].node_id), "node-%u", i);
             if (i % 2 == 0)
-                snprintf(nodes[i].addr, sizeof(nodes[i].addr), "10.0.%u.%u:7443", i / 256,
-                         i % 256);
+                snprintf(nodes[i].addr, sizeof(nodes[i].addr), "10.0.%u.%u:7443", i / 256, i % 256);
         }
     }
 }
@@ -594,37 +661,53 @@ TEST(welcome_rejects)
     /* Missing nodes. */
     tbuf.n = 0;
     tb_map(&tbuf, 6);
-    tb_str(&tbuf, "type"); tb_uint(&tbuf, WR_MSG_WELCOME);
-    tb_str(&tbuf, "v"); tb_uint(&tbuf, 1);
-    tb_str(&tbuf, "node"); tb_str(&tbuf, "n1");
-    tb_str(&tbuf, "cluster"); tb_str(&tbuf, "c");
-    tb_str(&tbuf, "ping_ms"); tb_uint(&tbuf, 1000);
-    tb_str(&tbuf, "ping_to_ms"); tb_uint(&tbuf, 3000);
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, WR_MSG_WELCOME);
+    tb_str(&tbuf, "v");
+    tb_uint(&tbuf, 1);
+    tb_str(&tbuf, "node");
+    tb_str(&tbuf, "n1");
+    tb_str(&tbuf, "cluster");
+    tb_str(&tbuf, "c");
+    tb_str(&tbuf, "ping_ms");
+    tb_uint(&tbuf, 1000);
+    tb_str(&tbuf, "ping_to_ms");
+    tb_uint(&tbuf, 3000);
     ASSERT_EQ(WR_EPROTO, wr_msg_welcome_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("welcome: missing nodes", why);
 
     size_t base = tbuf.n;
     tbuf.b[0]++;
     /* An entry that is not a map. */
-    tb_str(&tbuf, "nodes"); tb_arr(&tbuf, 1); tb_str(&tbuf, "n2");
+    tb_str(&tbuf, "nodes");
+    tb_arr(&tbuf, 1);
+    tb_str(&tbuf, "n2");
     ASSERT_EQ(WR_EPROTO, wr_msg_welcome_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("welcome: node: not a map", why);
     /* An entry without id. */
     tbuf.n = base;
-    tb_str(&tbuf, "nodes"); tb_arr(&tbuf, 1); tb_map(&tbuf, 1);
-    tb_str(&tbuf, "addr"); tb_str(&tbuf, "1.2.3.4:5");
+    tb_str(&tbuf, "nodes");
+    tb_arr(&tbuf, 1);
+    tb_map(&tbuf, 1);
+    tb_str(&tbuf, "addr");
+    tb_str(&tbuf, "1.2.3.4:5");
     ASSERT_EQ(WR_EPROTO, wr_msg_welcome_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("welcome: node: missing id", why);
     /* An address with a space (would forge log fields). */
     tbuf.n = base;
-    tb_str(&tbuf, "nodes"); tb_arr(&tbuf, 1); tb_map(&tbuf, 2);
-    tb_str(&tbuf, "id"); tb_str(&tbuf, "n2");
-    tb_str(&tbuf, "addr"); tb_str(&tbuf, "1.2.3.4:5 lvl=error");
+    tb_str(&tbuf, "nodes");
+    tb_arr(&tbuf, 1);
+    tb_map(&tbuf, 2);
+    tb_str(&tbuf, "id");
+    tb_str(&tbuf, "n2");
+    tb_str(&tbuf, "addr");
+    tb_str(&tbuf, "1.2.3.4:5 lvl=error");
     ASSERT_EQ(WR_EPROTO, wr_msg_welcome_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("welcome: node: invalid addr", why);
     /* Too many entries. */
     tbuf.n = base;
-    tb_str(&tbuf, "nodes"); tb_arr(&tbuf, WR_MAX_NODES + 1);
+    tb_str(&tbuf, "nodes");
+    tb_arr(&tbuf, WR_MAX_NODES + 1);
     for (int i = 0; i < WR_MAX_NODES + 1; i++) {
         tb_map(&tbuf, 1);
         tb_str(&tbuf, "id");
@@ -634,7 +717,8 @@ TEST(welcome_rejects)
     ASSERT_STR_EQ("welcome: nodes too long", why);
     /* Exactly the limit is fine. */
     tbuf.n = base;
-    tb_str(&tbuf, "nodes"); tb_arr(&tbuf, WR_MAX_NODES);
+    tb_str(&tbuf, "nodes");
+    tb_arr(&tbuf, WR_MAX_NODES);
     for (int i = 0; i < WR_MAX_NODES; i++) {
         tb_map(&tbuf, 1);
         tb_str(&tbuf, "id");
@@ -646,13 +730,20 @@ TEST(welcome_rejects)
     /* A ping interval beyond uint32. */
     tbuf.n = 0;
     tb_map(&tbuf, 7);
-    tb_str(&tbuf, "type"); tb_uint(&tbuf, WR_MSG_WELCOME);
-    tb_str(&tbuf, "v"); tb_uint(&tbuf, 1);
-    tb_str(&tbuf, "node"); tb_str(&tbuf, "n1");
-    tb_str(&tbuf, "cluster"); tb_str(&tbuf, "c");
-    tb_str(&tbuf, "ping_ms"); tb_uint(&tbuf, 1ull << 32);
-    tb_str(&tbuf, "ping_to_ms"); tb_uint(&tbuf, 3000);
-    tb_str(&tbuf, "nodes"); tb_arr(&tbuf, 0);
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, WR_MSG_WELCOME);
+    tb_str(&tbuf, "v");
+    tb_uint(&tbuf, 1);
+    tb_str(&tbuf, "node");
+    tb_str(&tbuf, "n1");
+    tb_str(&tbuf, "cluster");
+    tb_str(&tbuf, "c");
+    tb_str(&tbuf, "ping_ms");
+    tb_uint(&tbuf, 1ull << 32);
+    tb_str(&tbuf, "ping_to_ms");
+    tb_uint(&tbuf, 3000);
+    tb_str(&tbuf, "nodes");
+    tb_arr(&tbuf, 0);
     ASSERT_EQ(WR_EPROTO, wr_msg_welcome_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("welcome: invalid ping_ms", why);
 }
@@ -694,8 +785,10 @@ TEST(error_roundtrip)
     /* msg is optional; an unknown code passes (the caller maps it). */
     tbuf.n = 0;
     tb_map(&tbuf, 2);
-    tb_str(&tbuf, "type"); tb_uint(&tbuf, WR_MSG_ERROR);
-    tb_str(&tbuf, "code"); tb_uint(&tbuf, 999);
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, WR_MSG_ERROR);
+    tb_str(&tbuf, "code");
+    tb_uint(&tbuf, 999);
     ASSERT_OK(wr_msg_error_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_EQ(999, d.code);
     ASSERT_STR_EQ("", d.message);
@@ -703,7 +796,8 @@ TEST(error_roundtrip)
     static char big[WR_ERRMSG_MAX + 1];
     memset(big, 'x', sizeof(big));
     tbuf.b[0]++;
-    tb_str(&tbuf, "msg"); tb_strn(&tbuf, big, sizeof(big));
+    tb_str(&tbuf, "msg");
+    tb_strn(&tbuf, big, sizeof(big));
     ASSERT_EQ(WR_EPROTO, wr_msg_error_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("error: msg too long", why);
     wr_buf_free(&b);
@@ -744,16 +838,21 @@ TEST(open_rejects)
     const char *why = NULL;
     tbuf.n = 0;
     tb_map(&tbuf, 3);
-    tb_str(&tbuf, "type"); tb_uint(&tbuf, WR_MSG_OPEN);
-    tb_str(&tbuf, "svc"); tb_str(&tbuf, "http");
-    tb_str(&tbuf, "hop"); tb_uint(&tbuf, WR_HOP_MAX + 1);
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, WR_MSG_OPEN);
+    tb_str(&tbuf, "svc");
+    tb_str(&tbuf, "http");
+    tb_str(&tbuf, "hop");
+    tb_uint(&tbuf, WR_HOP_MAX + 1);
     ASSERT_EQ(WR_EPROTO, wr_msg_open_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("open: invalid hop", why);
 
     tbuf.n = 0;
     tb_map(&tbuf, 2);
-    tb_str(&tbuf, "type"); tb_uint(&tbuf, WR_MSG_OPEN);
-    tb_str(&tbuf, "svc"); tb_str(&tbuf, "http");
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, WR_MSG_OPEN);
+    tb_str(&tbuf, "svc");
+    tb_str(&tbuf, "http");
     ASSERT_EQ(WR_EPROTO, wr_msg_open_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("open: missing hop", why);
 
@@ -761,17 +860,23 @@ TEST(open_rejects)
     static char pad[WR_OPEN_HDR_MAX];
     memset(pad, 'p', sizeof(pad));
     tbuf.b[0] += 2;
-    tb_str(&tbuf, "hop"); tb_uint(&tbuf, 0);
-    tb_str(&tbuf, "pad"); tb_strn(&tbuf, pad, sizeof(pad));
+    tb_str(&tbuf, "hop");
+    tb_uint(&tbuf, 0);
+    tb_str(&tbuf, "pad");
+    tb_strn(&tbuf, pad, sizeof(pad));
     ASSERT_EQ(WR_EPROTO, wr_msg_open_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("open: too large", why);
 
     tbuf.n = 0;
     tb_map(&tbuf, 4);
-    tb_str(&tbuf, "type"); tb_uint(&tbuf, WR_MSG_OPEN);
-    tb_str(&tbuf, "svc"); tb_str(&tbuf, "http");
-    tb_str(&tbuf, "hop"); tb_uint(&tbuf, 1);
-    tb_str(&tbuf, "client"); tb_str(&tbuf, "1.2.3.4:5\n");
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, WR_MSG_OPEN);
+    tb_str(&tbuf, "svc");
+    tb_str(&tbuf, "http");
+    tb_str(&tbuf, "hop");
+    tb_uint(&tbuf, 1);
+    tb_str(&tbuf, "client");
+    tb_str(&tbuf, "1.2.3.4:5\n");
     ASSERT_EQ(WR_EPROTO, wr_msg_open_decode(tb_slice(&tbuf), &d, &why));
     ASSERT_STR_EQ("open: invalid client", why);
 }
@@ -797,11 +902,17 @@ TEST(claims_roundtrip)
     /* jti must be exactly 16 bytes of bin. */
     tbuf.n = 0;
     tb_map(&tbuf, 5);
-    tb_str(&tbuf, "tunnel"); tb_str(&tbuf, "web");
-    tb_str(&tbuf, "iat"); tb_uint(&tbuf, 1);
-    tb_str(&tbuf, "exp"); tb_uint(&tbuf, 2);
-    tb_str(&tbuf, "maxw"); tb_uint(&tbuf, 3);
-    tb_str(&tbuf, "jti"); tb_byte(&tbuf, 0xc4); tb_byte(&tbuf, 15);
+    tb_str(&tbuf, "tunnel");
+    tb_str(&tbuf, "web");
+    tb_str(&tbuf, "iat");
+    tb_uint(&tbuf, 1);
+    tb_str(&tbuf, "exp");
+    tb_uint(&tbuf, 2);
+    tb_str(&tbuf, "maxw");
+    tb_uint(&tbuf, 3);
+    tb_str(&tbuf, "jti");
+    tb_byte(&tbuf, 0xc4);
+    tb_byte(&tbuf, 15);
     for (int i = 0; i < 15; i++)
         tb_byte(&tbuf, 0);
     ASSERT_EQ(WR_EPROTO, wr_msg_claims_decode(tb_slice(&tbuf), &d, &why));
@@ -815,20 +926,24 @@ TEST(peek_type)
     const char *why = NULL;
     tbuf.n = 0;
     tb_map(&tbuf, 2);
-    tb_str(&tbuf, "x"); tb_str(&tbuf, "y");
-    tb_str(&tbuf, "type"); tb_uint(&tbuf, 399);
+    tb_str(&tbuf, "x");
+    tb_str(&tbuf, "y");
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, 399);
     ASSERT_OK(wr_msg_peek_type(tb_slice(&tbuf), &type, &why));
     ASSERT_EQ(399, type); /* unknown types are returned for the caller to refuse */
 
     tbuf.n = 0;
     tb_map(&tbuf, 1);
-    tb_str(&tbuf, "x"); tb_str(&tbuf, "y");
+    tb_str(&tbuf, "x");
+    tb_str(&tbuf, "y");
     ASSERT_EQ(WR_EPROTO, wr_msg_peek_type(tb_slice(&tbuf), &type, &why));
     ASSERT_STR_EQ("control: missing type", why);
 
     tbuf.n = 0;
     tb_map(&tbuf, 1);
-    tb_str(&tbuf, "type"); tb_uint(&tbuf, 1ull << 40);
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, 1ull << 40);
     ASSERT_EQ(WR_EPROTO, wr_msg_peek_type(tb_slice(&tbuf), &type, &why));
     ASSERT_STR_EQ("control: invalid type", why);
 
@@ -849,6 +964,6 @@ TEST_MAIN(TEST_ENTRY(hello_roundtrip), TEST_ENTRY(hello_svc_optional),
           TEST_ENTRY(reject_huge_declared_counts), TEST_ENTRY(reject_deep_nesting),
           TEST_ENTRY(encode_rejects_bad_fields), TEST_ENTRY(welcome_roundtrip),
           TEST_ENTRY(welcome_full_list), TEST_ENTRY(welcome_rejects),
-          TEST_ENTRY(discovery_roundtrip), TEST_ENTRY(error_roundtrip),
-          TEST_ENTRY(proto_code_str), TEST_ENTRY(open_roundtrip), TEST_ENTRY(open_rejects),
-          TEST_ENTRY(claims_roundtrip), TEST_ENTRY(peek_type))
+          TEST_ENTRY(discovery_roundtrip), TEST_ENTRY(error_roundtrip), TEST_ENTRY(proto_code_str),
+          TEST_ENTRY(open_roundtrip), TEST_ENTRY(open_rejects), TEST_ENTRY(claims_roundtrip),
+          TEST_ENTRY(peek_type))
