@@ -376,7 +376,10 @@ static int ag_link_mux_write(void *arg, const struct wr_slice *v, int n)
     struct ag_link *l = arg;
     if (l->conn == NULL)
         return WR_ECLOSED;
-    return wr_conn_writev(l->conn, v, n);
+    int err = wr_conn_writev(l->conn, v, n);
+    if (err == 0 && wr_conn_write_queued(l->conn) > WR_MUX_QUEUE_HIGH)
+        wr_mux_set_congested(l->mux, true);
+    return err;
 }
 
 static const struct wr_mux_cbs ag_link_mux_cbs = {
@@ -454,7 +457,17 @@ static void ag_link_on_error(struct wr_conn *c, int err, void *arg)
     ag_link_close(arg, why);
 }
 
+/* The node took our queue: the services' streams may send again. */
+static void ag_link_on_drain(struct wr_conn *c, void *arg)
+{
+    struct ag_link *l = arg;
+    (void)c;
+    if (l->mux != NULL && l->state != AG_LINK_ST_CLOSING)
+        wr_mux_set_congested(l->mux, false);
+}
+
 static const struct wr_conn_cbs ag_link_conn_cbs = {
+    .on_drain = ag_link_on_drain,
     .on_ready = ag_link_on_ready,
     .on_read = ag_link_on_read,
     .on_eof = ag_link_on_eof,

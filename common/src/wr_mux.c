@@ -417,7 +417,7 @@ static void wr_mux_rx_window(struct wr_mux_stream *s, uint32_t inc)
         return;
     }
     s->send_credit += inc;
-    if (s->want_writable && wr_mux_stream_can_send(s)) {
+    if (s->want_writable && !m->congested && wr_mux_stream_can_send(s)) {
         s->want_writable = false;
         if (s->user_ref && s->cbs.on_writable != NULL)
             s->cbs.on_writable(s, s->arg);
@@ -784,7 +784,8 @@ ssize_t wr_mux_stream_write(struct wr_mux_stream *s, const uint8_t *data, size_t
     } else {
         size_t take = len < s->send_credit ? len : s->send_credit;
         size_t done = 0;
-        while (done < take && rc == 0) {
+        /* The write callback may mark the mux congested: stop there. */
+        while (done < take && rc == 0 && !m->congested) {
             size_t n = take - done;
             if (n > m->opts.max_frame)
                 n = m->opts.max_frame;
@@ -803,6 +804,35 @@ ssize_t wr_mux_stream_write(struct wr_mux_stream *s, const uint8_t *data, size_t
     }
     wr_mux_leave(m);
     return rc;
+}
+
+void wr_mux_set_congested(struct wr_mux *m, bool congested)
+{
+    if (congested || !m->congested) {
+        m->congested = congested;
+        return;
+    }
+    m->congested = false;
+    if (m->state != WR_MUX_ST_RUNNING)
+        return;
+    /* Frees are deferred while entered, so the list stays walkable even if a
+     * callback resets or releases streams; streams opened meanwhile were not
+     * blocked. Stops as soon as a callback congests the transport again. */
+    wr_mux_enter(m);
+    for (struct wr_mux_stream *s = m->all;
+         s != NULL && !m->congested && m->state == WR_MUX_ST_RUNNING; s = s->all_next) {
+        if (s->mux != m || !s->want_writable || !wr_mux_stream_can_send(s) || s->send_credit == 0)
+            continue;
+        s->want_writable = false;
+        if (s->user_ref && s->cbs.on_writable != NULL)
+            s->cbs.on_writable(s, s->arg);
+    }
+    wr_mux_leave(m);
+}
+
+bool wr_mux_is_congested(const struct wr_mux *m)
+{
+    return m->congested;
 }
 
 uint32_t wr_mux_stream_credit(const struct wr_mux_stream *s)

@@ -82,6 +82,7 @@ struct wr_mux {
     bool free_requested;     /* wr_mux_free called with depth > 0 */
     bool goaway_sent;
     bool peer_goaway;
+    bool congested; /* the transport's queue is full: DATA writes take nothing */
     uint32_t peer_goaway_last;
     uint32_t next_id;      /* the next id we open */
     uint32_t peer_highest; /* highest id the peer opened; 0: none */

@@ -168,7 +168,10 @@ static int nd_tunc_mux_write(void *arg, const struct wr_slice *v, int n)
     struct nd_tunc *t = arg;
     if (t->conn == NULL)
         return WR_ECLOSED;
-    return wr_conn_writev(t->conn, v, n);
+    int err = wr_conn_writev(t->conn, v, n);
+    if (err == 0 && wr_conn_write_queued(t->conn) > WR_MUX_QUEUE_HIGH)
+        wr_mux_set_congested(t->mux, true);
+    return err;
 }
 
 static void nd_tunc_on_hello(struct nd_tunc *t, struct wr_slice msg)
@@ -361,7 +364,17 @@ static void nd_tunc_on_error(struct wr_conn *c, int err, void *arg)
     nd__tunc_close(t, WR_CODE_OK, why);
 }
 
+/* The agent took our queue: visitors' streams may send again. */
+static void nd_tunc_on_drain(struct wr_conn *c, void *arg)
+{
+    struct nd_tunc *t = arg;
+    (void)c;
+    if (t->mux != NULL && t->state != ND_TUNC_ST_CLOSING)
+        wr_mux_set_congested(t->mux, false);
+}
+
 static const struct wr_conn_cbs nd_tunc_conn_cbs = {
+    .on_drain = nd_tunc_on_drain,
     .on_ready = nd_tunc_on_ready,
     .on_read = nd_tunc_on_read,
     .on_eof = nd_tunc_on_eof,

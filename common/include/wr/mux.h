@@ -166,6 +166,19 @@ void wr_mux_stream_release(struct wr_mux_stream *s);
 uint32_t wr_mux_stream_id(const struct wr_mux_stream *s);
 struct wr_mux *wr_mux_stream_mux(const struct wr_mux_stream *s);
 
+/*
+ * Transport backpressure. Per-stream credit bounds what each stream may have
+ * in flight, but many streams toward a peer that reads slowly could still
+ * pile up in the transport's queue. The owner marks the mux congested when
+ * that queue passes its high-water mark (typically from the write callback)
+ * and clears it when the queue drains: while congested, DATA writes take
+ * nothing (want on_writable), and clearing it calls on_writable on every
+ * stream that was refused. Control frames are never held back.
+ */
+#define WR_MUX_QUEUE_HIGH (1u << 20) /* a sensible high-water mark for tunnels */
+void wr_mux_set_congested(struct wr_mux *m, bool congested);
+bool wr_mux_is_congested(const struct wr_mux *m);
+
 /* Connection-level frames. */
 WR_MUST_CHECK int wr_mux_send_control(struct wr_mux *m, struct wr_slice msg);
 WR_MUST_CHECK int wr_mux_ping(struct wr_mux *m, uint64_t opaque);

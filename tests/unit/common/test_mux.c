@@ -602,6 +602,43 @@ TEST(writable_after_credit)
     t_peer_cleanup(&b);
 }
 
+/* A congested transport holds DATA back on every stream (control frames still
+ * go); clearing it wakes exactly the streams that were refused. */
+TEST(congestion_holds_and_wakes)
+{
+    struct wr_mux_opts o = {.initial_window = 100000};
+    struct t_peer a, b;
+    t_pair(&a, &b, &o);
+    struct t_stream *x = t_open(&a, "c1");
+    struct t_stream *z = t_open(&a, "c2");
+    struct t_stream *idle = t_open(&a, "c3");
+    uint8_t buf[500];
+    memset(buf, 'c', sizeof(buf));
+    wr_mux_set_congested(a.m, true);
+    ASSERT(wr_mux_is_congested(a.m));
+    ASSERT_EQ(wr_mux_stream_write(x->s, buf, sizeof(buf)), 0);
+    ASSERT_EQ(wr_mux_stream_write(z->s, buf, 10), 0);
+    ASSERT_OK(wr_mux_ping(a.m, 42));
+    t_pump(&a, &b);
+    ASSERT_EQ(b.n_accepted, 3);
+    ASSERT_EQ(b.accepted[0]->received, 0);
+    ASSERT(!x->writable && !z->writable);
+    wr_mux_set_congested(a.m, false);
+    ASSERT(x->writable && z->writable);
+    ASSERT(!idle->writable); /* it never asked */
+    ASSERT_EQ(wr_mux_stream_write(x->s, buf, sizeof(buf)), sizeof(buf));
+    t_pump(&a, &b);
+    ASSERT_EQ(b.accepted[0]->received, sizeof(buf));
+    wr_mux_stream_release(x->s);
+    wr_mux_stream_release(z->s);
+    wr_mux_stream_release(idle->s);
+    t_stream_free(x);
+    t_stream_free(z);
+    t_stream_free(idle);
+    t_peer_cleanup(&a);
+    t_peer_cleanup(&b);
+}
+
 TEST(window_overrun_resets_one_stream)
 {
     struct wr_mux_opts o = {.initial_window = 1000};
@@ -1193,9 +1230,9 @@ TEST(thousand_streams_interleaved)
 
 TEST_MAIN(TEST_ENTRY(frame_hdr_roundtrip), TEST_ENTRY(open_data_fin_release),
           TEST_ENTRY(control_and_ping), TEST_ENTRY(large_transfer_flow_control),
-          TEST_ENTRY(writable_after_credit), TEST_ENTRY(window_overrun_resets_one_stream),
-          TEST_ENTRY(conn_errors), TEST_ENTRY(closed_stream_frames_dropped),
-          TEST_ENTRY(data_after_fin_resets_stream), TEST_ENTRY(max_streams_refused),
-          TEST_ENTRY(goaway), TEST_ENTRY(reset_inside_callbacks),
+          TEST_ENTRY(writable_after_credit), TEST_ENTRY(congestion_holds_and_wakes),
+          TEST_ENTRY(window_overrun_resets_one_stream), TEST_ENTRY(conn_errors),
+          TEST_ENTRY(closed_stream_frames_dropped), TEST_ENTRY(data_after_fin_resets_stream),
+          TEST_ENTRY(max_streams_refused), TEST_ENTRY(goaway), TEST_ENTRY(reset_inside_callbacks),
           TEST_ENTRY(free_with_open_streams), TEST_ENTRY(write_error_fails_mux),
           TEST_ENTRY(thousand_streams_interleaved))
