@@ -3,7 +3,7 @@
 # usage: tools/deps.sh build|test|demo|bench
 set -euo pipefail
 build_pkgs="build-essential cmake pkg-config libuv1-dev libwolfssl-dev libmsgpack-dev
-  libsodium-dev libjansson-dev libhttp-parser-dev libwslay-dev python3"
+  libsodium-dev libssl-dev libjansson-dev libhttp-parser-dev libwslay-dev python3"
 case "${1:-build}" in
   build) pkgs="$build_pkgs" ;;
   test)  pkgs="$build_pkgs curl openssl iproute2 procps clang-format" ;;

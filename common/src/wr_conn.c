@@ -7,7 +7,9 @@
  * crypto in wr_tlsdev.c.
  *
  * Memory: every buffer is allocated on demand and freed as soon as it is
- * empty, so an idle connection holds only this struct and the wolfSSL session.
+ * empty, so an idle connection holds only this struct and the wolfSSL session;
+ * once the handshake is done, the session's all-zero pages are given back to
+ * the kernel (wr__tls_mem_reclaim).
  */
 #include "wr/conn.h"
 
@@ -44,7 +46,8 @@
 /* A wolfSSL session after the handshake, measured with Debian's 5.5.4:
  * wolfSSL_new takes 56 KB (37.5 KB of it the WOLFSSL_SESSION, whose cert
  * chains are inline arrays with SESSION_CERTS and ALT_CERT_CHAINS), plus the
- * record keys and the kept peer certificate. For wr_conn_mem(). */
+ * record keys and the kept peer certificate. For wr_conn_mem(), less what
+ * the reclaim after the handshake gave back (8 of the session's 10 pages). */
 #define WR_CONN_TLS_EST 63488
 
 enum wr_conn_state {
@@ -112,6 +115,8 @@ struct wr_conn {
     struct wr_conn_cbs cbs;
     void *arg;
     WOLFSSL *ssl;
+    struct wr__tls_mem tls_mem; /* wolfSSL's large blocks for <ssl> */
+    size_t tls_reclaimed;       /* bytes of them given back after the handshake */
     enum wr_conn_state state;
     uint32_t flags;
     uint32_t pending;
@@ -742,16 +747,21 @@ static void wr_conn_tls_done(struct wr_conn *c)
             c->peer_cn = wr_xstrdup(cn);
     }
     wr__tls_count_handshake(true);
-    WR_DEBUG("tls", "tls_handshake_done", "conn=%llu peer=%s side=%s suite=%s",
+    /* The session is complete: what it left zero (on a node, the client
+     * certificate chains agents never send) need not stay resident. */
+    c->tls_reclaimed = wr__tls_mem_reclaim(&c->tls_mem);
+    WR_DEBUG("tls", "tls_handshake_done", "conn=%llu peer=%s side=%s suite=%s reclaimed=%zu",
              (unsigned long long)c->id, c->peer,
              wr_conn_has(c, WR_CONN_F_SERVER) ? "server" : "client",
-             wolfSSL_get_cipher_name(c->ssl));
+             wolfSSL_get_cipher_name(c->ssl), c->tls_reclaimed);
     wr_conn_ready(c);
 }
 
 static void wr_conn_tls_handshake(struct wr_conn *c)
 {
+    struct wr__tls_mem *prev = wr__tls_mem_enter(&c->tls_mem);
     int rc = wr_conn_has(c, WR_CONN_F_SERVER) ? wolfSSL_accept(c->ssl) : wolfSSL_connect(c->ssl);
+    wr__tls_mem_leave(prev);
     if (rc == WOLFSSL_SUCCESS) {
         wr_conn_tls_done(c);
         return;
@@ -888,6 +898,7 @@ static void wr_conn_destroy(struct wr_conn *c)
         c->cbs.on_close(c, c->arg);
     if (c->ssl != NULL)
         wolfSSL_free(c->ssl);
+    wr__tls_mem_cleanup(&c->tls_mem);
     wr_buf_free(&c->rbuf);
     wr_buf_free(&c->pbuf);
     wr_buf_free(&c->stage);
@@ -1016,7 +1027,9 @@ static void wr_conn_abandon(struct wr_conn *c)
 static int wr_conn_tls_setup(struct wr_conn *c, struct wr_tls_ctx *tls, const char *sni)
 {
     int rc = 0;
+    struct wr__tls_mem *prev = wr__tls_mem_enter(&c->tls_mem);
     c->ssl = wr__tls_ssl_new(tls, sni, &rc);
+    wr__tls_mem_leave(prev);
     if (c->ssl == NULL)
         return rc;
     wolfSSL_SSLSetIORecv(c->ssl, wr_conn_tls_recv);
@@ -1204,7 +1217,7 @@ uint64_t wr_conn_id(const struct wr_conn *c)
 size_t wr_conn_mem(const struct wr_conn *c)
 {
     return sizeof(*c) + c->rbuf.cap + c->pbuf.cap + c->stage.cap + c->wq[0].cap + c->wq[1].cap +
-           (c->ssl != NULL ? WR_CONN_TLS_EST : 0);
+           (c->ssl != NULL ? WR_CONN_TLS_EST - c->tls_reclaimed : 0);
 }
 
 void wr_conn_set_cbs(struct wr_conn *c, const struct wr_conn_cbs *cbs, void *arg)

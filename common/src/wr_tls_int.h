@@ -48,6 +48,16 @@ bool wr__tlsdev_active(void);
 void wr__tls_count_handshake(bool ok);
 /* Copies the device counters into <out> (handshake counters included). */
 void wr__tlsdev_get_stats(struct wr_tls_stats *out);
+/* For tests: switches the device's AES-GCM library to <name> ("openssl",
+ * "sodium" or "libsodium") for every later record of the process. The key
+ * caches of the two libraries are separate, so live connections keep working.
+ * Returns 0, WR_EUSAGE for an unknown name, or WR_ETLS when the device is not
+ * registered or that library is unusable. Not thread-safe: call it while no
+ * other thread does TLS. */
+int wr__tlsdev_set_backend(const char *name);
+/* Wipes the calling thread's key cache and frees its libcrypto contexts (done
+ * by itself at thread and process exit; tests call it to check eviction). */
+void wr__tlsdev_thread_cleanup(void);
 
 /* A new session on <t> with warren's per-session settings (ALPN; SNI <sni>
  * on clients, may be NULL). Returns NULL with *err set. */
@@ -69,5 +79,45 @@ bool wr__tls_alpn_refused(WOLFSSL *ssl);
 /* Maps a wolfSSL error code (wolfSSL_get_error / negative return) to a
  * project code: WR_EALPN for ALPN mismatch, WR_ETLS otherwise. */
 int wr__tls_map_err(int wolf_err);
+
+/*
+ * Memory: wolfSSL's allocations of WR_TLS_BIG_MIN bytes or more are mapped on
+ * pages of their own (wr_tls.c installs the allocators, process-wide, before
+ * wolfSSL_Init). With Debian's 5.5.4 that is one block per session, the 37.5 KB
+ * WOLFSSL_SESSION, whose inline certificate chains stay all zero on a server
+ * whose clients present no certificate. After the handshake the pages of such
+ * a block that are entirely zero are handed back to the kernel
+ * (MADV_DONTNEED): a private anonymous page reads as zero again afterwards, so
+ * this changes no byte that wolfSSL can see. Record buffers (16 KB) and every
+ * smaller allocation stay on malloc.
+ */
+#define WR_TLS_BIG_MIN (32u * 1024u)
+
+struct wr__tls_big;
+
+/* The large blocks wolfSSL allocated for one connection. Zero-initialised is
+ * valid (empty). Loop thread of that connection only. */
+struct wr__tls_mem {
+    struct wr__tls_big *blocks; /* not owned: wolfSSL frees them */
+};
+
+/* Makes <m> (NULL: nobody) the owner of the large blocks wolfSSL allocates on
+ * this thread until the matching wr__tls_mem_leave(<returned value>). Brackets
+ * wolfSSL_new and the handshake calls of a connection. */
+struct wr__tls_mem *wr__tls_mem_enter(struct wr__tls_mem *m);
+void wr__tls_mem_leave(struct wr__tls_mem *prev);
+/* Returns the all-zero pages of <m>'s blocks to the kernel. Call on the
+ * connection's thread, outside any wolfSSL call for it (nothing may write to
+ * the blocks meanwhile). Returns the bytes given back; they are also counted
+ * in wr_tls_stats.mem_reclaimed. */
+size_t wr__tls_mem_reclaim(struct wr__tls_mem *m);
+/* Forgets <m>; call before its storage is freed (after wolfSSL_free, which
+ * normally frees its blocks already). */
+void wr__tls_mem_cleanup(struct wr__tls_mem *m);
+/* For tests: large blocks alive in the process, and how many bytes of them
+ * are resident (mincore; a dropped page read since then maps the shared zero
+ * page and counts as resident). Thread-safe. */
+size_t wr__tls_mem_blocks(void);
+size_t wr__tls_mem_resident(void);
 
 #endif

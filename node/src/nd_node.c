@@ -31,7 +31,7 @@ static void nd_node_log_stats(struct nd_node *n, const char *ev)
     WR_INFO("node", ev,
             "agents=%u pools=%u relays=%u agents_accepted=%llu agents_rejected=%llu "
             "visitors=%llu visitors_refused=%llu streams=%llu streams_failed=%llu "
-            "bytes_up=%llu bytes_down=%llu tls_suite=%s tls_dev_encrypt=%llu "
+            "bytes_up=%llu bytes_down=%llu tls_suite=%s tls_aead=%s tls_dev_encrypt=%llu "
             "tls_dev_decrypt=%llu tls_dev_auth_fail=%llu tls_dev_bytes=%llu",
             n->n_tuncs, n->reg.n_pools, n->n_relays, (unsigned long long)n->stats.agents_accepted,
             (unsigned long long)n->stats.agents_rejected,
@@ -39,7 +39,7 @@ static void nd_node_log_stats(struct nd_node *n, const char *ev)
             (unsigned long long)n->stats.visitors_refused,
             (unsigned long long)n->stats.streams_opened,
             (unsigned long long)n->stats.streams_failed, (unsigned long long)n->stats.bytes_up,
-            (unsigned long long)n->stats.bytes_down, wr_tls_suite(),
+            (unsigned long long)n->stats.bytes_down, wr_tls_suite(), wr_tls_aead_backend(),
             (unsigned long long)ts.dev_encrypt, (unsigned long long)ts.dev_decrypt,
             (unsigned long long)ts.dev_auth_fail, (unsigned long long)ts.dev_bytes);
 }

@@ -134,9 +134,9 @@ struct bench_streams {
     double secs;
     double per_s;
 };
-/* <threads> clients each loop connect, write 1 byte, read 1 byte, close, for
- * <secs> seconds. */
-int bench_streams_run(uint16_t port, uint32_t threads, double secs, struct bench_streams *out);
+/* <conns> connections in flight from one epoll loop, each looping connect,
+ * write 1 byte, read the echo, close, for <secs> seconds. */
+int bench_streams_run(uint16_t port, uint32_t conns, double secs, struct bench_streams *out);
 
 /* ---- iperf3 (bench_iperf.c) ---- */
 

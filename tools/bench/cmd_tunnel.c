@@ -194,7 +194,7 @@ static int cmd_tunnel_parse(struct bench_tunnel *bt, int argc, char **argv, bool
     bt->bulk_secs = bt->quick ? 2 : 5;
     bt->rtt_n = bt->quick ? 2000 : 20000;
     bt->rtt_warmup = bt->quick ? 200 : 1000;
-    bt->streams_threads = 8;
+    bt->streams_threads = 64;
     bt->streams_secs = bt->quick ? 2 : 5;
     if (bt->swarm_n == 0)
         bt->swarm_n = bt->quick ? 200 : 1000;

@@ -121,9 +121,11 @@ void wr_tls_ctx_free(struct wr_tls_ctx *t);
 
 /*
  * Record crypto: Debian's wolfSSL has no AES-NI, so AES-256-GCM records are
- * handed to libsodium through a wolfSSL crypto-callback device. The suite is
- * pinned to TLS13-AES256-GCM-SHA384 when libsodium reports AES-NI, else
- * TLS13-CHACHA20-POLY1305-SHA256. These counters are process-wide.
+ * handed through a wolfSSL crypto-callback device to OpenSSL's libcrypto (the
+ * default, ~5.5 GB/s here) or libsodium (WARREN_AESGCM=sodium, ~2.3 GB/s); see
+ * wr_tls_aead_backend(). The suite is pinned to TLS13-AES256-GCM-SHA384 when
+ * the CPU has AES-NI, else TLS13-CHACHA20-POLY1305-SHA256. These counters are
+ * process-wide.
  */
 struct wr_tls_stats {
     uint64_t dev_encrypt;   /* AES-GCM encryptions done by the device */
@@ -132,11 +134,19 @@ struct wr_tls_stats {
     uint64_t dev_bytes;     /* bytes through the device */
     uint64_t handshakes_ok;
     uint64_t handshakes_failed;
+    uint64_t mem_reclaimed; /* bytes of all-zero wolfSSL session pages given back to
+                               the kernel after handshakes (32 KiB a connection) */
 };
 void wr_tls_get_stats(struct wr_tls_stats *out);
 /* True when the device is registered and AES-256-GCM is in use. */
 bool wr_tls_aes_accelerated(void);
 /* Name of the suite wr_tls pins: "TLS13-AES256-GCM-SHA384" or "TLS13-CHACHA20-POLY1305-SHA256". */
 const char *wr_tls_suite(void);
+/* The library that does the device's AES-256-GCM: "openssl" (libcrypto's EVP,
+ * the default when it is usable) or "libsodium"; "none" when the device is not
+ * in use (no AES-NI: the ChaCha20 suite runs in wolfSSL). Chosen once per
+ * process; the environment variable WARREN_AESGCM=openssl|sodium overrides the
+ * default (an unknown value is logged and ignored). Thread-safe. */
+const char *wr_tls_aead_backend(void);
 
 #endif

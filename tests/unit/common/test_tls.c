@@ -1,10 +1,12 @@
 /*
- * test_tls.c: the wolfSSL domain end to end: the AES-GCM crypto device against
- * libsodium, real TLS 1.3 handshakes between two wr_conns on 127.0.0.1 in one
- * loop (data both ways through the device, wrong CA, ALPN refusal, garbage,
- * handshake timeout, read_stop/read_start, close_notify half-close). The
- * throughput and idle-memory figures come from bench_tls, run by hand with
- * WR_BENCH=1 ./test_tls bench_tls (it is not a ctest case).
+ * test_tls.c: the wolfSSL domain end to end: the AES-GCM crypto device with
+ * each of its libraries (libcrypto, libsodium) against libsodium's reference,
+ * the WARREN_AESGCM choice, real TLS 1.3 handshakes between two wr_conns on
+ * 127.0.0.1 in one loop (data both ways through the device with each library,
+ * wrong CA, ALPN refusal, garbage, handshake timeout, read_stop/read_start,
+ * close_notify half-close). The throughput and idle-memory figures come from
+ * bench_tls, run by hand with WR_BENCH=1 ./test_tls bench_tls (it is not a
+ * ctest case; WARREN_AESGCM picks the library it measures).
  */
 /* link: wr_tls wr_base wolfssl sodium */
 #include "../../../common/src/wr_tls_int.h"
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -334,18 +337,48 @@ static void tt_fx_run_and_close(struct tt_fx *fx)
 
 /* ---- the crypto device ------------------------------------------------------- */
 
-TEST(dev_roundtrip)
+/* The two AES-GCM libraries the device can use, by wr_tls_aead_backend() name. */
+static const char *const tt_backends[] = {"libsodium", "openssl"};
+
+/* Switches the device to <backend> (both ends of an in-process TLS pair use
+ * the same one). False when the device is not in use (no AES-NI). */
+static bool tt_use_backend(const char *backend)
 {
     ASSERT_OK(wr__tls_global_init());
-    ASSERT(sodium_init() >= 0);
-    if (!crypto_aead_aes256gcm_is_available()) {
-        printf("skip: no AES-NI; the device is not used\n");
-        ASSERT(!wr_tls_aes_accelerated());
-        ASSERT_STR_EQ(wr_tls_suite(), "TLS13-CHACHA20-POLY1305-SHA256");
-        return;
-    }
-    ASSERT(wr_tls_aes_accelerated());
-    ASSERT_STR_EQ(wr_tls_suite(), "TLS13-AES256-GCM-SHA384");
+    if (!wr_tls_aes_accelerated())
+        return false;
+    ASSERT_OK(wr__tlsdev_set_backend(backend));
+    ASSERT_STR_EQ(wr_tls_aead_backend(), backend);
+    return true;
+}
+
+/* wc_AesGcmEncrypt through the device must give libsodium's ciphertext and
+ * tag byte for byte (libsodium's one-shot API, without the device, is the
+ * reference) for an <n>-byte message; wc_AesGcmDecrypt must give <m> back in
+ * place and refuse a tag with one bit flipped. */
+static void tt_dev_check(Aes *aes, const uint8_t *key, const uint8_t *iv, const uint8_t *aad,
+                         size_t aadlen, const uint8_t *m, uint8_t *c1, uint8_t *c2, size_t n)
+{
+    uint8_t tag1[16], tag2[16];
+    ASSERT_OK(
+        wc_AesGcmEncrypt(aes, c1, m, (word32)n, iv, 12, tag1, sizeof(tag1), aad, (word32)aadlen));
+    unsigned long long maclen = 0;
+    ASSERT_OK(crypto_aead_aes256gcm_encrypt_detached(c2, tag2, &maclen, m, n, aad, aadlen, NULL, iv,
+                                                     key));
+    ASSERT_MEM_EQ(c1, c2, n);
+    ASSERT_MEM_EQ(tag1, tag2, 16);
+    ASSERT_OK(
+        wc_AesGcmDecrypt(aes, c1, c1, (word32)n, iv, 12, tag1, sizeof(tag1), aad, (word32)aadlen));
+    ASSERT_MEM_EQ(c1, m, n);
+    tag2[0] ^= 1;
+    ASSERT_EQ(AES_GCM_AUTH_E, wc_AesGcmDecrypt(aes, c1, c2, (word32)n, iv, 12, tag2, sizeof(tag2),
+                                               aad, (word32)aadlen));
+}
+
+static void tt_dev_roundtrip_case(const char *backend)
+{
+    ASSERT(tt_use_backend(backend));
+    bool wipes = strcmp(backend, "openssl") == 0;
     uint8_t key[32], iv[12], aad[5] = {0x17, 0x03, 0x03, 0x40, 0x11};
     randombytes_buf(key, sizeof(key));
     randombytes_buf(iv, sizeof(iv));
@@ -376,18 +409,41 @@ TEST(dev_roundtrip)
         wc_AesGcmDecrypt(&aes, p, p, N, iv, sizeof(iv), tag1, sizeof(tag1), aad, sizeof(aad)));
     ASSERT_MEM_EQ(p, m, N);
 
+    /* Tampering: a ciphertext bit, the record header (the AAD), the tag. */
     c1[100] ^= 1;
     ASSERT_EQ(AES_GCM_AUTH_E, wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1, sizeof(tag1),
                                                aad, sizeof(aad)));
+    if (wipes) /* unauthenticated plaintext is not handed back */
+        for (size_t i = 0; i < N; i++)
+            ASSERT_EQ(p[i], 0);
     c1[100] ^= 1;
-    aad[0] ^= 1; /* the record header is authenticated too */
+    aad[0] ^= 1;
     ASSERT_EQ(AES_GCM_AUTH_E, wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1, sizeof(tag1),
                                                aad, sizeof(aad)));
+    aad[0] ^= 1;
+    tag1[15] ^= 0x80;
+    ASSERT_EQ(AES_GCM_AUTH_E, wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1, sizeof(tag1),
+                                               aad, sizeof(aad)));
+    tag1[15] ^= 0x80;
+    /* The same key state still works after the failures. */
+    ASSERT_OK(
+        wc_AesGcmDecrypt(&aes, p, c1, N, iv, sizeof(iv), tag1, sizeof(tag1), aad, sizeof(aad)));
+    ASSERT_MEM_EQ(p, m, N);
     wr_tls_get_stats(&after);
     ASSERT_EQ(after.dev_encrypt - before.dev_encrypt, 1);
-    ASSERT_EQ(after.dev_decrypt - before.dev_decrypt, 4);
-    ASSERT_EQ(after.dev_auth_fail - before.dev_auth_fail, 2);
-    ASSERT_EQ(after.dev_bytes - before.dev_bytes, 3 * N);
+    ASSERT_EQ(after.dev_decrypt - before.dev_decrypt, 6);
+    ASSERT_EQ(after.dev_auth_fail - before.dev_auth_fail, 3);
+    ASSERT_EQ(after.dev_bytes - before.dev_bytes, 4 * N);
+
+    /* Sizes around the AES block and the libraries' stride, a new IV per
+     * record as TLS does, and an empty message (the tag covers the AAD only). */
+    static const size_t sizes[] = {0, 1, 15, 16, 17, 255, 256, 257, 1000, 4096, 16384};
+    for (size_t i = 0; i < WR_ARRAY_LEN(sizes); i++) {
+        iv[11] = (uint8_t)i;
+        tt_dev_check(&aes, key, iv, aad, sizeof(aad), m, c1, c2, sizes[i]);
+    }
+    /* No AAD at all. */
+    tt_dev_check(&aes, key, iv, NULL, 0, m, c1, c2, 300);
 
     /* AES-128 is declined and runs in wolfCrypt, still correct. */
     ASSERT_OK(wc_AesGcmSetKey(&aes, key, 16));
@@ -398,21 +454,21 @@ TEST(dev_roundtrip)
     ASSERT_MEM_EQ(p, m, 64);
     struct wr_tls_stats after2;
     wr_tls_get_stats(&after2);
-    ASSERT_EQ(after2.dev_encrypt, after.dev_encrypt);
+    ASSERT_EQ(after2.dev_encrypt, after.dev_encrypt + WR_ARRAY_LEN(sizes) + 1);
+    ASSERT_EQ(after2.dev_decrypt, after.dev_decrypt + 2 * (WR_ARRAY_LEN(sizes) + 1));
+    ASSERT_EQ(after2.dev_auth_fail, after.dev_auth_fail + WR_ARRAY_LEN(sizes) + 1);
     wc_AesFree(&aes);
 
-    /* More keys than the cache holds: evictions must not break anything. */
+    /* More keys than the cache holds: evictions must not break anything,
+     * and a wiped cache (as at thread exit) fills again. */
     for (int k = 0; k < 40; k++) {
         key[0] = (uint8_t)k;
         ASSERT_OK(wc_AesInit(&aes, NULL, WR_TLSDEV_ID));
         ASSERT_OK(wc_AesGcmSetKey(&aes, key, sizeof(key)));
-        ASSERT_OK(wc_AesGcmEncrypt(&aes, c1, m, 256, iv, sizeof(iv), tag1, sizeof(tag1), aad,
-                                   sizeof(aad)));
-        ASSERT_OK(crypto_aead_aes256gcm_encrypt_detached(c2, tag2, &maclen, m, 256, aad,
-                                                         sizeof(aad), NULL, iv, key));
-        ASSERT_MEM_EQ(c1, c2, 256);
-        ASSERT_MEM_EQ(tag1, tag2, 16);
+        tt_dev_check(&aes, key, iv, aad, sizeof(aad), m, c1, c2, 256);
         wc_AesFree(&aes);
+        if (k == 20)
+            wr__tlsdev_thread_cleanup();
     }
     free(m);
     free(c1);
@@ -420,10 +476,50 @@ TEST(dev_roundtrip)
     free(p);
 }
 
+/* A thread of its own uses the device and exits: its key cache (libcrypto
+ * contexts included) must be freed then, which ASan's leak check verifies. */
+static void *tt_dev_thread(void *arg)
+{
+    (void)arg;
+    uint8_t key[32], iv[12], m[600], c1[600], c2[600];
+    randombytes_buf(key, sizeof(key));
+    randombytes_buf(iv, sizeof(iv));
+    randombytes_buf(m, sizeof(m));
+    Aes aes;
+    ASSERT_OK(wc_AesInit(&aes, NULL, WR_TLSDEV_ID));
+    ASSERT_OK(wc_AesGcmSetKey(&aes, key, sizeof(key)));
+    tt_dev_check(&aes, key, iv, NULL, 0, m, c1, c2, sizeof(m));
+    wc_AesFree(&aes);
+    return NULL;
+}
+
+TEST(dev_roundtrip)
+{
+    ASSERT_OK(wr__tls_global_init());
+    ASSERT(sodium_init() >= 0);
+    if (!crypto_aead_aes256gcm_is_available()) {
+        printf("skip: no AES-NI; the device is not used\n");
+        ASSERT(!wr_tls_aes_accelerated());
+        ASSERT_STR_EQ(wr_tls_suite(), "TLS13-CHACHA20-POLY1305-SHA256");
+        ASSERT_STR_EQ(wr_tls_aead_backend(), "none");
+        return;
+    }
+    ASSERT(wr_tls_aes_accelerated());
+    ASSERT_STR_EQ(wr_tls_suite(), "TLS13-AES256-GCM-SHA384");
+    for (size_t i = 0; i < WR_ARRAY_LEN(tt_backends); i++) {
+        tt_dev_roundtrip_case(tt_backends[i]);
+        pthread_t th;
+        ASSERT_OK(pthread_create(&th, NULL, tt_dev_thread, NULL));
+        ASSERT_OK(pthread_join(th, NULL));
+    }
+    ASSERT_EQ(WR_EUSAGE, wr__tlsdev_set_backend("aesni"));
+}
+
 /* ---- handshakes and data ---------------------------------------------------------- */
 
-TEST(handshake_data)
+static void tt_handshake_data_case(const char *backend)
 {
+    bool dev = tt_use_backend(backend);
     struct tt_pki pki;
     tt_pki_make(&pki);
     struct tt_fx fx;
@@ -458,7 +554,7 @@ TEST(handshake_data)
     ASSERT_OK(fx.cli.error);
     wr_tls_get_stats(&after);
     ASSERT_GE(after.handshakes_ok - before.handshakes_ok, 2);
-    if (wr_tls_aes_accelerated()) {
+    if (dev) {
         /* Each direction carries at least n / 16 KiB records, each encrypted
          * once by the sender and decrypted once by the receiver. */
         uint64_t records = 2 * (n / 16384);
@@ -467,7 +563,64 @@ TEST(handshake_data)
         ASSERT_GE(after.dev_bytes - before.dev_bytes, 4 * (uint64_t)n);
         ASSERT_EQ(after.dev_auth_fail, before.dev_auth_fail);
     }
+    ASSERT_EQ(dev, wr_tls_aes_accelerated());
     tt_pki_free(&pki);
+}
+
+/* Once per AES-GCM library: data both ways through the device. */
+TEST(handshake_data)
+{
+    for (size_t i = 0; i < WR_ARRAY_LEN(tt_backends); i++) {
+        printf("handshake_data: aead=%s\n", tt_backends[i]);
+        tt_handshake_data_case(tt_backends[i]);
+    }
+}
+
+/* The library this process picked at start: WARREN_AESGCM's, else libcrypto.
+ * aead_env runs this case in fresh processes with each setting; on its own it
+ * checks the environment ctest gives it. */
+TEST(aead_backend)
+{
+    ASSERT_OK(wr__tls_global_init());
+    ASSERT(sodium_init() >= 0);
+    const char *env = getenv("WARREN_AESGCM");
+    const char *want = "openssl";
+    if (!crypto_aead_aes256gcm_is_available())
+        want = "none";
+    else if (env != NULL && (strcmp(env, "sodium") == 0 || strcmp(env, "libsodium") == 0))
+        want = "libsodium";
+    printf("aead_backend: WARREN_AESGCM=%s aead=%s\n", env ? env : "(unset)",
+           wr_tls_aead_backend());
+    ASSERT_STR_EQ(wr_tls_aead_backend(), want);
+}
+
+/* Runs this executable's aead_backend case with WARREN_AESGCM=<value> (NULL:
+ * unset) and returns its exit status. */
+static int tt_run_aead_backend(const char *value)
+{
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        if (value != NULL)
+            setenv("WARREN_AESGCM", value, 1);
+        else
+            unsetenv("WARREN_AESGCM");
+        execl("/proc/self/exe", "test_tls", "aead_backend", (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+TEST(aead_env)
+{
+    ASSERT_OK(tt_run_aead_backend(NULL));
+    ASSERT_OK(tt_run_aead_backend(""));
+    ASSERT_OK(tt_run_aead_backend("openssl"));
+    ASSERT_OK(tt_run_aead_backend("sodium"));
+    ASSERT_OK(tt_run_aead_backend("libsodium"));
+    ASSERT_OK(tt_run_aead_backend("aes-ni-please")); /* logged, then the default */
 }
 
 TEST(wrong_ca)
@@ -940,14 +1093,15 @@ static void test_bench_tls(void)
     uint64_t t0 = wr_now_ns();
     tt_fx_run_and_close(&fx);
     uint64_t dt = wr_now_ns() - t0;
-    printf("bench_tls: %zu MiB one way in %.3f s: %.0f MB/s (suite %s)\n", n >> 20,
-           (double)dt / 1e9, (double)n / ((double)dt / 1e3), wr_tls_suite());
+    printf("bench_tls: %zu MiB one way in %.3f s: %.0f MB/s (suite %s, aead %s)\n", n >> 20,
+           (double)dt / 1e9, (double)n / ((double)dt / 1e3), wr_tls_suite(), wr_tls_aead_backend());
     tb_idle_memory(&pki);
     tb_rtt(&pki);
     tt_pki_free(&pki);
 }
 
-TEST_MAIN(TEST_ENTRY(dev_roundtrip), TEST_ENTRY(handshake_data), TEST_ENTRY(wrong_ca),
-          TEST_ENTRY(alpn_wrong), TEST_ENTRY(alpn_missing), TEST_ENTRY(alpn_ok_raw),
-          TEST_ENTRY(garbage), TEST_ENTRY(handshake_timeout), TEST_ENTRY(read_stop_start_tls),
+TEST_MAIN(TEST_ENTRY(dev_roundtrip), TEST_ENTRY(handshake_data), TEST_ENTRY(aead_backend),
+          TEST_ENTRY(aead_env), TEST_ENTRY(wrong_ca), TEST_ENTRY(alpn_wrong),
+          TEST_ENTRY(alpn_missing), TEST_ENTRY(alpn_ok_raw), TEST_ENTRY(garbage),
+          TEST_ENTRY(handshake_timeout), TEST_ENTRY(read_stop_start_tls),
           TEST_ENTRY(read_stop_start_plain), TEST_ENTRY(tls_half_close), TEST_ENTRY(bench_tls))
