@@ -5,7 +5,6 @@
 #include "ag.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,32 +75,12 @@ static const struct option ag_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-__attribute__((noreturn, format(printf, 1, 2))) static void ag_main_usage_error(const char *fmt,
-                                                                                ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "warren-agent: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(see warren-agent --help)\n");
-    exit(1);
-}
-
-static uint32_t ag_main_duration(const char *name, const char *v)
-{
-    uint64_t ms;
-    if (wr_parse_duration_ms(v, &ms) != 0 || ms == 0 || ms > 86400000)
-        ag_main_usage_error("invalid duration for %s (examples: 500ms, 5s, 2m)", name);
-    return (uint32_t)ms;
-}
-
 /* "HOST:PORT" or "[V6]:PORT": split without resolving (the loop resolves). */
 static void ag_main_parse_proxy(const char *v, struct ag_config *cfg)
 {
     const char *colon = strrchr(v, ':');
     if (colon == NULL || colon == v)
-        ag_main_usage_error("invalid --proxy '%s': expected HOST:PORT", v);
+        wr_flags_fail("invalid --proxy '%s': expected HOST:PORT", v);
     const char *h = v;
     size_t hl = (size_t)(colon - v);
     if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
@@ -110,7 +89,7 @@ static void ag_main_parse_proxy(const char *v, struct ag_config *cfg)
     }
     uint64_t port;
     if (hl == 0 || hl > AG_HOST_MAX || wr_parse_uint(colon + 1, 1, 65535, &port) != 0)
-        ag_main_usage_error("invalid --proxy '%s': expected HOST:PORT", v);
+        wr_flags_fail("invalid --proxy '%s': expected HOST:PORT", v);
     memcpy(cfg->proxy_host, h, hl);
     cfg->proxy_host[hl] = '\0';
     snprintf(cfg->proxy_port, sizeof(cfg->proxy_port), "%u", (unsigned)port);
@@ -120,13 +99,13 @@ static void ag_main_parse_service(const char *v, struct ag_service *s)
 {
     const char *eq = strchr(v, '=');
     if (eq == NULL || !wr_id_is_valid(v, (size_t)(eq - v)))
-        ag_main_usage_error("invalid --service '%s': expected NAME=IP:PORT, NAME 1-64 of "
-                            "[A-Za-z0-9._-]",
-                            v);
+        wr_flags_fail("invalid --service '%s': expected NAME=IP:PORT, NAME 1-64 of "
+                      "[A-Za-z0-9._-]",
+                      v);
     memcpy(s->name, v, (size_t)(eq - v));
     s->name[eq - v] = '\0';
     if (wr_addr_parse(eq + 1, &s->addr) != 0 || wr_addr_port((struct sockaddr *)&s->addr) == 0)
-        ag_main_usage_error("invalid --service '%s': the address must be IP:PORT", v);
+        wr_flags_fail("invalid --service '%s': the address must be IP:PORT", v);
 }
 
 int main(int argc, char **argv)
@@ -134,6 +113,7 @@ int main(int argc, char **argv)
     struct ag_config cfg;
     ag_config_init(&cfg);
     bool have_proxy = false;
+    wr_flags_set_prog("warren-agent");
     int opt;
     while ((opt = getopt_long(argc, argv, "h", ag_options, NULL)) != -1) {
         switch (opt) {
@@ -143,7 +123,7 @@ int main(int argc, char **argv)
             break;
         case AG_OPT_TUNNEL:
             if (!wr_id_is_valid(optarg, strlen(optarg)))
-                ag_main_usage_error("invalid --tunnel '%s': 1-64 of [A-Za-z0-9._-]", optarg);
+                wr_flags_fail("invalid --tunnel '%s': 1-64 of [A-Za-z0-9._-]", optarg);
             snprintf(cfg.tunnel, sizeof(cfg.tunnel), "%s", optarg);
             break;
         case AG_OPT_TOKEN:
@@ -154,57 +134,45 @@ int main(int argc, char **argv)
             break;
         case AG_OPT_SERVICE:
             if (cfg.n_services == WR_MAX_SERVICES)
-                ag_main_usage_error("too many --service (max %s)", "64");
+                wr_flags_fail("too many --service (max %d)", WR_MAX_SERVICES);
             ag_main_parse_service(optarg, &cfg.services[cfg.n_services]);
             for (uint32_t i = 0; i < cfg.n_services; i++)
                 if (strcmp(cfg.services[i].name, cfg.services[cfg.n_services].name) == 0)
-                    ag_main_usage_error("--service '%s' given twice", optarg);
+                    wr_flags_fail("--service '%s' given twice", optarg);
             cfg.n_services++;
             break;
-        case AG_OPT_WEIGHT: {
-            uint64_t w;
-            if (wr_parse_uint(optarg, 1, 255, &w) != 0)
-                ag_main_usage_error("invalid --weight '%s' (1..255)", optarg);
-            cfg.weight = (uint8_t)w;
+        case AG_OPT_WEIGHT:
+            cfg.weight = (uint8_t)wr_flags_uint("--weight", optarg, 1, 255);
             break;
-        }
         case AG_OPT_AGENT_ID:
             if (!wr_id_is_valid(optarg, strlen(optarg)))
-                ag_main_usage_error("invalid --agent-id '%s': 1-64 of [A-Za-z0-9._-]", optarg);
+                wr_flags_fail("invalid --agent-id '%s': 1-64 of [A-Za-z0-9._-]", optarg);
             snprintf(cfg.agent_id, sizeof(cfg.agent_id), "%s", optarg);
             break;
         case AG_OPT_SNI:
             cfg.sni = optarg;
             break;
         case AG_OPT_PING_INTERVAL:
-            cfg.ping_interval_ms = ag_main_duration("--ping-interval", optarg);
+            cfg.ping_interval_ms = wr_flags_duration_ms("--ping-interval", optarg);
             break;
         case AG_OPT_PING_TIMEOUT:
-            cfg.ping_timeout_ms = ag_main_duration("--ping-timeout", optarg);
+            cfg.ping_timeout_ms = wr_flags_duration_ms("--ping-timeout", optarg);
             break;
         case AG_OPT_HELLO_TIMEOUT:
-            cfg.hello_timeout_ms = ag_main_duration("--hello-timeout", optarg);
+            cfg.hello_timeout_ms = wr_flags_duration_ms("--hello-timeout", optarg);
             break;
         case AG_OPT_BACKOFF_BASE:
-            cfg.backoff_base_ms = ag_main_duration("--backoff-base", optarg);
+            cfg.backoff_base_ms = wr_flags_duration_ms("--backoff-base", optarg);
             break;
         case AG_OPT_BACKOFF_MAX:
-            cfg.backoff_max_ms = ag_main_duration("--backoff-max", optarg);
+            cfg.backoff_max_ms = wr_flags_duration_ms("--backoff-max", optarg);
             break;
-        case AG_OPT_WINDOW: {
-            uint64_t w;
-            if (wr_parse_size(optarg, &w) != 0 || w < 65536 || w > (1u << 30))
-                ag_main_usage_error("invalid --window '%s' (64k..1G)", optarg);
-            cfg.window = (uint32_t)w;
+        case AG_OPT_WINDOW:
+            cfg.window = (uint32_t)wr_flags_size("--window", optarg, 65536, 1u << 30);
             break;
-        }
-        case AG_OPT_LOG_LEVEL: {
-            int lvl = wr_log_level_parse(optarg);
-            if (lvl < 0)
-                ag_main_usage_error("invalid --log-level '%s'", optarg);
-            wr_log_level_cur = (enum wr_log_level)lvl;
+        case AG_OPT_LOG_LEVEL:
+            wr_flags_log_level(optarg);
             break;
-        }
         case 'h':
             fputs(ag_usage, stdout);
             return 0;
@@ -214,15 +182,15 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc)
-        ag_main_usage_error("unexpected argument '%s'", argv[optind]);
+        wr_flags_fail("unexpected argument '%s'", argv[optind]);
     if (!have_proxy || cfg.tunnel[0] == '\0' || cfg.token_file == NULL || cfg.ca_file == NULL)
-        ag_main_usage_error("%s", "--proxy, --tunnel, --token and --ca are required");
+        wr_flags_fail("%s", "--proxy, --tunnel, --token and --ca are required");
     if (cfg.n_services == 0)
-        ag_main_usage_error("%s", "at least one --service NAME=IP:PORT is required");
+        wr_flags_fail("%s", "at least one --service NAME=IP:PORT is required");
     if (cfg.ping_timeout_ms < cfg.ping_interval_ms)
-        ag_main_usage_error("%s", "--ping-timeout must be at least --ping-interval");
+        wr_flags_fail("%s", "--ping-timeout must be at least --ping-interval");
     if (cfg.backoff_max_ms < cfg.backoff_base_ms)
-        ag_main_usage_error("%s", "--backoff-max must be at least --backoff-base");
+        wr_flags_fail("%s", "--backoff-max must be at least --backoff-base");
     if (cfg.agent_id[0] == '\0') {
         char host[WR_ID_MAX + 1] = "";
         if (gethostname(host, sizeof(host) - 1) != 0)

@@ -5,7 +5,6 @@
 #include "nd.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,54 +75,26 @@ static const struct option nd_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-__attribute__((noreturn, format(printf, 1, 2))) static void nd_main_usage_error(const char *fmt,
-                                                                                ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "warren-node: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(see warren-node --help)\n");
-    exit(1);
-}
-
-static uint32_t nd_main_duration(const char *name, const char *v)
-{
-    uint64_t ms;
-    if (wr_parse_duration_ms(v, &ms) != 0 || ms == 0 || ms > 86400000)
-        nd_main_usage_error("invalid duration for %s (examples: 500ms, 5s, 2m)", name);
-    return (uint32_t)ms;
-}
-
-static uint32_t nd_main_uint(const char *name, const char *v, uint64_t min, uint64_t max)
-{
-    uint64_t x;
-    if (wr_parse_uint(v, min, max, &x) != 0)
-        nd_main_usage_error("invalid number for %s", name);
-    return (uint32_t)x;
-}
-
 /* "ADDR=TUNNEL/SERVICE" */
 static void nd_main_parse_entry(const char *v, struct nd_entry_config *e)
 {
     const char *eq = strrchr(v, '=');
     const char *slash = eq ? strchr(eq, '/') : NULL;
     if (eq == NULL || slash == NULL)
-        nd_main_usage_error("invalid --entry '%s': expected ADDR=TUNNEL/SERVICE", v);
+        wr_flags_fail("invalid --entry '%s': expected ADDR=TUNNEL/SERVICE", v);
     char addr[WR_ADDR_STRLEN];
     size_t alen = (size_t)(eq - v);
     if (alen >= sizeof(addr))
-        nd_main_usage_error("invalid --entry '%s': address too long", v);
+        wr_flags_fail("invalid --entry '%s': address too long", v);
     memcpy(addr, v, alen);
     addr[alen] = '\0';
     if (wr_addr_parse(addr, &e->addr) != 0)
-        nd_main_usage_error("invalid --entry '%s': bad address (use IP:PORT)", v);
+        wr_flags_fail("invalid --entry '%s': bad address (use IP:PORT)", v);
     size_t tlen = (size_t)(slash - eq - 1);
     if (!wr_id_is_valid(eq + 1, tlen) || !wr_id_is_valid(slash + 1, strlen(slash + 1)))
-        nd_main_usage_error("invalid --entry '%s': tunnel and service are 1-64 of "
-                            "[A-Za-z0-9._-]",
-                            v);
+        wr_flags_fail("invalid --entry '%s': tunnel and service are 1-64 of "
+                      "[A-Za-z0-9._-]",
+                      v);
     memcpy(e->tunnel, eq + 1, tlen);
     e->tunnel[tlen] = '\0';
     snprintf(e->service, sizeof(e->service), "%s", slash + 1);
@@ -134,12 +105,13 @@ int main(int argc, char **argv)
     struct nd_config cfg;
     nd_config_init(&cfg);
     char hostname[WR_ID_MAX + 1] = "node";
+    wr_flags_set_prog("warren-node");
     int opt;
     while ((opt = getopt_long(argc, argv, "h", nd_options, NULL)) != -1) {
         switch (opt) {
         case ND_OPT_LISTEN:
             if (wr_addr_parse(optarg, &cfg.listen_addr) != 0)
-                nd_main_usage_error("invalid --listen '%s' (use IP:PORT)", optarg);
+                wr_flags_fail("invalid --listen '%s' (use IP:PORT)", optarg);
             break;
         case ND_OPT_CERT:
             cfg.cert_file = optarg;
@@ -152,49 +124,41 @@ int main(int argc, char **argv)
             break;
         case ND_OPT_NODE_ID:
             if (!wr_id_is_valid(optarg, strlen(optarg)))
-                nd_main_usage_error("invalid --node-id '%s': 1-64 of [A-Za-z0-9._-]", optarg);
+                wr_flags_fail("invalid --node-id '%s': 1-64 of [A-Za-z0-9._-]", optarg);
             cfg.node_id = optarg;
             break;
         case ND_OPT_ENTRY:
             if (cfg.n_entries == ND_MAX_ENTRIES)
-                nd_main_usage_error("too many --entry (max %s)", "64");
+                wr_flags_fail("too many --entry (max %d)", ND_MAX_ENTRIES);
             nd_main_parse_entry(optarg, &cfg.entries[cfg.n_entries++]);
             break;
         case ND_OPT_PING_INTERVAL:
-            cfg.ping_interval_ms = nd_main_duration("--ping-interval", optarg);
+            cfg.ping_interval_ms = wr_flags_duration_ms("--ping-interval", optarg);
             break;
         case ND_OPT_PING_TIMEOUT:
-            cfg.ping_timeout_ms = nd_main_duration("--ping-timeout", optarg);
+            cfg.ping_timeout_ms = wr_flags_duration_ms("--ping-timeout", optarg);
             break;
         case ND_OPT_HELLO_TIMEOUT:
-            cfg.hello_timeout_ms = nd_main_duration("--hello-timeout", optarg);
+            cfg.hello_timeout_ms = wr_flags_duration_ms("--hello-timeout", optarg);
             break;
         case ND_OPT_DRAIN_TIMEOUT:
-            cfg.drain_timeout_ms = nd_main_duration("--drain-timeout", optarg);
+            cfg.drain_timeout_ms = wr_flags_duration_ms("--drain-timeout", optarg);
             break;
         case ND_OPT_MAX_AGENTS:
-            cfg.max_agents = nd_main_uint("--max-agents", optarg, 1, 1000000);
+            cfg.max_agents = (uint32_t)wr_flags_uint("--max-agents", optarg, 1, 1000000);
             break;
         case ND_OPT_MAX_STREAMS:
-            cfg.max_streams = nd_main_uint("--max-streams", optarg, 1, 1000000);
+            cfg.max_streams = (uint32_t)wr_flags_uint("--max-streams", optarg, 1, 1000000);
             break;
-        case ND_OPT_WINDOW: {
-            uint64_t w;
-            if (wr_parse_size(optarg, &w) != 0 || w < 65536 || w > (1u << 30))
-                nd_main_usage_error("invalid --window '%s' (64k..1G)", optarg);
-            cfg.window = (uint32_t)w;
+        case ND_OPT_WINDOW:
+            cfg.window = (uint32_t)wr_flags_size("--window", optarg, 65536, 1u << 30);
             break;
-        }
         case ND_OPT_READY_FILE:
             cfg.ready_file = optarg;
             break;
-        case ND_OPT_LOG_LEVEL: {
-            int lvl = wr_log_level_parse(optarg);
-            if (lvl < 0)
-                nd_main_usage_error("invalid --log-level '%s'", optarg);
-            wr_log_level_cur = (enum wr_log_level)lvl;
+        case ND_OPT_LOG_LEVEL:
+            wr_flags_log_level(optarg);
             break;
-        }
         case 'h':
             fputs(nd_usage, stdout);
             return 0;
@@ -204,11 +168,11 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc)
-        nd_main_usage_error("unexpected argument '%s'", argv[optind]);
+        wr_flags_fail("unexpected argument '%s'", argv[optind]);
     if (cfg.cert_file == NULL || cfg.key_file == NULL || cfg.ca_file == NULL)
-        nd_main_usage_error("%s", "--cert, --key and --ca are required");
+        wr_flags_fail("%s", "--cert, --key and --ca are required");
     if (cfg.ping_timeout_ms < cfg.ping_interval_ms)
-        nd_main_usage_error("%s", "--ping-timeout must be at least --ping-interval");
+        wr_flags_fail("%s", "--ping-timeout must be at least --ping-interval");
     if (cfg.node_id == NULL) {
         if (gethostname(hostname, sizeof(hostname) - 1) != 0 ||
             !wr_id_is_valid(hostname, strlen(hostname)))

@@ -11,6 +11,7 @@
 #include "wr/log.h"
 #include "wr/buf.h"
 #include "wr/util.h"
+#include "wr/flags.h"
 #include "wr/addr.h"
 #include "wr/crypto.h"
 #include "wr/token.h"
