@@ -15,6 +15,9 @@
 _Static_assert(WR_SIG_LEN == crypto_sign_BYTES, "signature size");
 _Static_assert(WR_SIGN_PK_LEN == crypto_sign_PUBLICKEYBYTES, "public key size");
 _Static_assert(WR_SIGN_SEED_LEN == crypto_sign_SEEDBYTES, "seed size");
+_Static_assert(WR_AEAD_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "aead key size");
+_Static_assert(WR_AEAD_NONCE_LEN == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "aead nonce");
+_Static_assert(WR_AEAD_TAG_LEN == crypto_aead_xchacha20poly1305_ietf_ABYTES, "aead tag size");
 
 #define WR_B64_VARIANT sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
@@ -130,4 +133,34 @@ void wr_memzero(void *p, size_t len)
 bool wr_crypto_has_aesgcm(void)
 {
     return crypto_aead_aes256gcm_is_available() != 0;
+}
+
+int wr_aead_seal(const uint8_t key[static WR_AEAD_KEY_LEN],
+                 const uint8_t nonce[static WR_AEAD_NONCE_LEN], const uint8_t *ad, size_t adlen,
+                 const uint8_t *in, size_t len, uint8_t *out, size_t outlen)
+{
+    if (len > SIZE_MAX - WR_AEAD_TAG_LEN || outlen < len + WR_AEAD_TAG_LEN)
+        return WR_ETOOBIG;
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out, &clen, in, len, ad, adlen, NULL, nonce, key);
+    return 0;
+}
+
+int wr_aead_open(const uint8_t key[static WR_AEAD_KEY_LEN],
+                 const uint8_t nonce[static WR_AEAD_NONCE_LEN], const uint8_t *ad, size_t adlen,
+                 const uint8_t *in, size_t len, uint8_t *out, size_t outlen)
+{
+    if (len < WR_AEAD_TAG_LEN)
+        return WR_EAUTH;
+    if (outlen < len - WR_AEAD_TAG_LEN)
+        return WR_ETOOBIG;
+    unsigned long long mlen = 0;
+    /* Failures are expected peer input (a wrong key): no log here, the
+     * caller counts them. */
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, in, len, ad, adlen, nonce,
+                                                   key) != 0) {
+        sodium_memzero(out, len - WR_AEAD_TAG_LEN);
+        return WR_EAUTH;
+    }
+    return 0;
 }

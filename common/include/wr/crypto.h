@@ -1,6 +1,7 @@
 /*
  * wr/crypto.h: the libsodium-facing helpers: initialisation, random bytes,
- * Ed25519 signatures, base64url, constant-time compare. Only wr_crypto.c
+ * Ed25519 signatures, base64url, constant-time compare, the AEAD of gossip
+ * packets. Only wr_crypto.c
  * includes sodium.h.
  */
 #ifndef WR_CRYPTO_H
@@ -36,5 +37,26 @@ bool wr_ct_eq(const void *a, const void *b, size_t len);
 void wr_memzero(void *p, size_t len);
 /* True when libsodium reports AES-NI and PCLMUL (its AES-256-GCM is usable). */
 bool wr_crypto_has_aesgcm(void);
+
+/*
+ * XChaCha20-Poly1305-IETF AEAD (gossip packets): a 32-byte key, a 24-byte
+ * nonce (random nonces are safe at this size), a 16-byte tag appended.
+ */
+#define WR_AEAD_KEY_LEN 32
+#define WR_AEAD_NONCE_LEN 24
+#define WR_AEAD_TAG_LEN 16
+/* Writes <len> + WR_AEAD_TAG_LEN bytes to <out> (which may not overlap <in>),
+ * authenticating <ad> too. Returns 0, or WR_ETOOBIG when <outlen> is short. */
+WR_MUST_CHECK int wr_aead_seal(const uint8_t key[static WR_AEAD_KEY_LEN],
+                               const uint8_t nonce[static WR_AEAD_NONCE_LEN], const uint8_t *ad,
+                               size_t adlen, const uint8_t *in, size_t len, uint8_t *out,
+                               size_t outlen);
+/* Checks and decrypts <len> bytes (ciphertext + tag) into <out> (len -
+ * WR_AEAD_TAG_LEN bytes). Returns 0; WR_EAUTH when <in> is not authentic or
+ * shorter than a tag (<out> is wiped then); WR_ETOOBIG when <outlen> is short. */
+WR_MUST_CHECK int wr_aead_open(const uint8_t key[static WR_AEAD_KEY_LEN],
+                               const uint8_t nonce[static WR_AEAD_NONCE_LEN], const uint8_t *ad,
+                               size_t adlen, const uint8_t *in, size_t len, uint8_t *out,
+                               size_t outlen);
 
 #endif

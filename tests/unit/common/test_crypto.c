@@ -1,7 +1,8 @@
 /*
  * test_crypto.c: wr_crypto.c: base64url (RFC 4648 vectors in the url-safe,
  * unpadded form, and the strictness of the decoder), Ed25519 (RFC 8032
- * vector 1), constant-time compare and wiping.
+ * vector 1), constant-time compare and wiping, the XChaCha20-Poly1305 AEAD
+ * (a draft-irtf-cfrg-xchacha vector, tampering, bounds).
  */
 /* link: wr_crypto */
 #include "test.h"
@@ -152,7 +153,70 @@ TEST(random_ct_eq_memzero)
     (void)wr_crypto_has_aesgcm(); /* either answer is fine; it must not crash */
 }
 
+TEST(aead_xchacha_vector)
+{
+    /* draft-irtf-cfrg-xchacha-03, appendix A.3.1. */
+    static const char pt[] =
+        "Ladies and Gentlemen of the class of '99: If I could offer you only one "
+        "tip for the future, sunscreen would be it.";
+    uint8_t key[WR_AEAD_KEY_LEN], nonce[WR_AEAD_NONCE_LEN], ad[12], tag[WR_AEAD_TAG_LEN];
+    uint8_t ct[sizeof(pt) - 1], want_ct[sizeof(pt) - 1], out[sizeof(pt) - 1 + WR_AEAD_TAG_LEN];
+    ASSERT_OK(wr_crypto_init());
+    test_hex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f", key, 32);
+    test_hex("404142434445464748494a4b4c4d4e4f5051525354555657", nonce, 24);
+    test_hex("50515253c0c1c2c3c4c5c6c7", ad, 12);
+    test_hex("bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb"
+             "731c7f1b0b4aa6440bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b452"
+             "2f8c9ba40db5d945b11b69b982c1bb9e3f3fac2bc369488f76b2383565d3fff9"
+             "21f9664c97637da9768812f615c68b13b52e",
+             want_ct, sizeof(want_ct));
+    test_hex("c0875924c1c7987947deafd8780acf49", tag, 16);
+    const size_t n = sizeof(pt) - 1;
+    ASSERT_OK(wr_aead_seal(key, nonce, ad, sizeof(ad), (const uint8_t *)pt, n, out, sizeof(out)));
+    ASSERT_MEM_EQ(want_ct, out, n);
+    ASSERT_MEM_EQ(tag, out + n, 16);
+    ASSERT_OK(wr_aead_open(key, nonce, ad, sizeof(ad), out, sizeof(out), ct, sizeof(ct)));
+    ASSERT_MEM_EQ(pt, ct, n);
+}
+
+TEST(aead_rejects_tampering_and_bounds)
+{
+    uint8_t key[WR_AEAD_KEY_LEN], nonce[WR_AEAD_NONCE_LEN], msg[40], sealed[40 + WR_AEAD_TAG_LEN];
+    uint8_t out[40];
+    ASSERT_OK(wr_crypto_init());
+    wr_random_bytes(key, sizeof(key));
+    wr_random_bytes(nonce, sizeof(nonce));
+    wr_random_bytes(msg, sizeof(msg));
+    ASSERT_EQ(WR_ETOOBIG, wr_aead_seal(key, nonce, NULL, 0, msg, sizeof(msg), sealed, 55));
+    ASSERT_OK(wr_aead_seal(key, nonce, NULL, 0, msg, sizeof(msg), sealed, sizeof(sealed)));
+    ASSERT_EQ(WR_ETOOBIG, wr_aead_open(key, nonce, NULL, 0, sealed, sizeof(sealed), out, 39));
+    ASSERT_EQ(WR_EAUTH, wr_aead_open(key, nonce, NULL, 0, sealed, WR_AEAD_TAG_LEN - 1, out, 40));
+    for (size_t i = 0; i < sizeof(sealed); i++) {
+        sealed[i] ^= 0x20;
+        memset(out, 0xaa, sizeof(out));
+        ASSERT_EQ(WR_EAUTH, wr_aead_open(key, nonce, NULL, 0, sealed, sizeof(sealed), out, 40));
+        for (size_t j = 0; j < sizeof(out); j++)
+            ASSERT_EQ(0, out[j]); /* nothing unauthenticated is left behind */
+        sealed[i] ^= 0x20;
+    }
+    /* The additional data is authenticated; so are the key and nonce. */
+    const uint8_t ad = 1;
+    ASSERT_EQ(WR_EAUTH, wr_aead_open(key, nonce, &ad, 1, sealed, sizeof(sealed), out, 40));
+    nonce[0] ^= 1;
+    ASSERT_EQ(WR_EAUTH, wr_aead_open(key, nonce, NULL, 0, sealed, sizeof(sealed), out, 40));
+    nonce[0] ^= 1;
+    key[31] ^= 1;
+    ASSERT_EQ(WR_EAUTH, wr_aead_open(key, nonce, NULL, 0, sealed, sizeof(sealed), out, 40));
+    key[31] ^= 1;
+    ASSERT_OK(wr_aead_open(key, nonce, NULL, 0, sealed, sizeof(sealed), out, 40));
+    ASSERT_MEM_EQ(msg, out, sizeof(msg));
+    /* An empty message: just the tag. */
+    ASSERT_OK(wr_aead_seal(key, nonce, NULL, 0, NULL, 0, sealed, WR_AEAD_TAG_LEN));
+    ASSERT_OK(wr_aead_open(key, nonce, NULL, 0, sealed, WR_AEAD_TAG_LEN, out, 0));
+}
+
 TEST_MAIN(TEST_ENTRY(b64url_vectors), TEST_ENTRY(b64url_urlsafe_alphabet),
           TEST_ENTRY(b64url_roundtrip_all_lengths), TEST_ENTRY(b64url_rejects_malformed),
           TEST_ENTRY(b64url_size_limits), TEST_ENTRY(ed25519_rfc8032_vector1),
-          TEST_ENTRY(sign_verify_rejects_tampering), TEST_ENTRY(random_ct_eq_memzero))
+          TEST_ENTRY(sign_verify_rejects_tampering), TEST_ENTRY(random_ct_eq_memzero),
+          TEST_ENTRY(aead_xchacha_vector), TEST_ENTRY(aead_rejects_tampering_and_bounds))
