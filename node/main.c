@@ -30,6 +30,8 @@ static const char nd_usage[] =
     "  --max-agents N           tunnel connections at once (default 10000)\n"
     "  --max-streams N          streams per tunnel connection (default 4096)\n"
     "  --window SIZE            per-stream flow-control window (default 4M)\n"
+    "  --admin-addr ADDR        admin HTTP API (/healthz, /readyz, /v1/..., /metrics);\n"
+    "                           'off' disables it (default 127.0.0.1:7480)\n"
     "  --ready-file FILE        write the bound addresses here once listening\n"
     "  --log-level LEVEL        error|warn|info|debug|trace (default info)\n"
     "  -h, --help               this text\n"
@@ -53,6 +55,7 @@ enum {
     ND_OPT_WINDOW,
     ND_OPT_READY_FILE,
     ND_OPT_LOG_LEVEL,
+    ND_OPT_ADMIN_ADDR,
 };
 
 static const struct option nd_options[] = {
@@ -70,6 +73,7 @@ static const struct option nd_options[] = {
     {"max-streams", required_argument, NULL, ND_OPT_MAX_STREAMS},
     {"window", required_argument, NULL, ND_OPT_WINDOW},
     {"ready-file", required_argument, NULL, ND_OPT_READY_FILE},
+    {"admin-addr", required_argument, NULL, ND_OPT_ADMIN_ADDR},
     {"log-level", required_argument, NULL, ND_OPT_LOG_LEVEL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -155,6 +159,11 @@ int main(int argc, char **argv)
             break;
         case ND_OPT_READY_FILE:
             cfg.ready_file = optarg;
+            break;
+        case ND_OPT_ADMIN_ADDR:
+            cfg.admin_enabled = strcmp(optarg, "off") != 0;
+            if (cfg.admin_enabled && wr_addr_parse(optarg, &cfg.admin_addr) != 0)
+                wr_flags_fail("invalid --admin-addr '%s' (use IP:PORT or off)", optarg);
             break;
         case ND_OPT_LOG_LEVEL:
             wr_flags_log_level(optarg);

@@ -39,11 +39,13 @@ python3 -m http.server "$svc_port" --bind 127.0.0.1 --directory "$tmp/www" >"$tm
 pids+=($!)
 
 $node_bin --listen 127.0.0.1:0 --cert "$tmp/node.crt" --key "$tmp/node.key" --ca "$tmp/ca/ca.crt" \
-  --node-id node-1 --entry 127.0.0.1:0=demo/web --ready-file "$tmp/node.ready" 2>"$tmp/node.log" &
+  --node-id node-1 --entry 127.0.0.1:0=demo/web --admin-addr 127.0.0.1:0 \
+  --ready-file "$tmp/node.ready" 2>"$tmp/node.log" &
 pids+=($!)
 wait_file "$tmp/node.ready"
 listen=$(awk '$1=="listen"{print $2}' "$tmp/node.ready")
 entry=$(awk '$1=="entry"{print $2}' "$tmp/node.ready")
+admin=$(awk '$1=="admin"{print $2}' "$tmp/node.ready")
 
 $agent_bin --proxy "$listen" --tunnel demo --token "$tmp/token" --ca "$tmp/ca/ca.crt" \
   --agent-id agent-1 --service "web=127.0.0.1:$svc_port" 2>"$tmp/agent.log" &
@@ -67,6 +69,8 @@ echo "  GET /big.bin  -> HTTP $code, $((size / 1048576)) MiB in ${secs}s ($(awk 
 kill -USR1 "${pids[1]}"
 wait_log "$tmp/node.log" "ev=stats"
 echo "  node stats:   $(grep 'ev=stats' "$tmp/node.log" | tail -1 | grep -oE '(agents|streams|bytes_up|bytes_down|tls_dev_encrypt|tls_dev_decrypt)=[0-9]+' | tr '\n' ' ')"
+echo "  warrenctl tunnels --node $admin (the node's admin API):"
+$ctl tunnels --node "$admin" | sed 's/^/    /'
 echo "stopping (SIGTERM: the node drains, the agent closes)..."
 kill -TERM "${pids[1]}"; wait "${pids[1]}" 2>/dev/null || true
 wait_log "$tmp/agent.log" "ev=link_closed"

@@ -29,6 +29,8 @@ struct nd_config {
     const char *ca_file;
     const char *node_id;    /* default: the certificate's... set by main from --node-id */
     const char *ready_file; /* written once every listener is bound */
+    bool admin_enabled;     /* the HTTP admin API (default on) */
+    struct sockaddr_storage admin_addr; /* default 127.0.0.1:7480; port 0 allowed */
     uint32_t ping_interval_ms;
     uint32_t ping_timeout_ms;
     uint32_t hello_timeout_ms; /* TLS handshake + HELLO must finish within this */

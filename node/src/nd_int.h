@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "wr.h"
@@ -77,9 +78,24 @@ void nd__pool_remove(struct nd_registry *reg, const char *tunnel, struct nd_pool
 struct nd_pool_member *nd__pool_pick(const struct nd_pool *pool, uint64_t rnd);
 
 /* ---- the node --------------------------------------------------------------- */
+/* Why an agent's connection was turned away: the label of the rejection
+ * counter on /metrics. */
+enum nd_reject_class {
+    ND_REJECT_TLS = 0,  /* TLS handshake failed or timed out */
+    ND_REJECT_AUTH,     /* token invalid, expired, for another tunnel, weight too high */
+    ND_REJECT_PROTOCOL, /* malformed or out-of-order HELLO */
+    ND_REJECT_VERSION,  /* unsupported wire version */
+    ND_REJECT_TIMEOUT,  /* no HELLO within --hello-timeout */
+    ND_REJECT_LIMIT,    /* draining or --max-agents reached */
+    ND_REJECT_OTHER,
+    ND_REJECT__COUNT /* must be last */
+};
+const char *nd__reject_class_str(enum nd_reject_class c);
+
 struct nd_stats {
     uint64_t agents_accepted;
-    uint64_t agents_rejected;
+    uint64_t agents_rejected; /* the sum of rejected_by[] */
+    uint64_t rejected_by[ND_REJECT__COUNT];
     uint64_t visitors_accepted;
     uint64_t visitors_refused;
     uint64_t streams_opened;
@@ -113,6 +129,10 @@ struct nd_node {
     uint32_t n_tuncs;
     uint32_t n_relays; /* visitor streams in flight */
     struct nd_stats stats;
+    uint64_t start_ms;              /* monotonic, for the uptime */
+    uint64_t start_wall_s;          /* wall clock, for /v1/self */
+    struct nd_admin *admin;         /* NULL when --admin-addr off or not started yet */
+    char admin_str[WR_ADDR_STRLEN]; /* bound admin address, "" when off */
     uint32_t pending_closes;
     bool draining;
     bool stopped;
@@ -131,9 +151,101 @@ bool nd__tunc_drained(const struct nd_tunc *t);
 void nd__node_drain_progress(struct nd_node *n);
 void nd__tunc_close(struct nd_tunc *t, uint32_t code, const char *why);
 void nd__node_maybe_stopped(struct nd_node *n);
+/* Counts a rejected agent connection in <n>'s stats. */
+void nd__node_count_reject(struct nd_node *n, enum nd_reject_class c);
+
+/* What the admin API shows of one tunnel connection. The strings are borrowed
+ * from <t> and valid until the next loop turn. tunnel and agent_id are empty
+ * before the HELLO was accepted. */
+struct nd_tunc_info {
+    const char *tunnel;
+    const char *agent_id;
+    const char *peer;
+    const char *state; /* "TLS", "AUTH", "READY", "DRAINING", "CLOSING" */
+    uint64_t conn_id;
+    uint64_t rtt_us; /* last keepalive round trip; 0 before the first PONG */
+    uint32_t streams_open;
+    uint8_t weight;
+    bool in_pool;
+};
+void nd__tunc_get_info(const struct nd_tunc *t, struct nd_tunc_info *out);
+/* The connection whose node->tuncs link is <link>. */
+struct nd_tunc *nd__tunc_from_link(struct nd_list *link);
 
 /* Entry points (nd_entry.c). */
 int nd__entry_start(struct nd_node *n, struct nd_entry *e);
 void nd__entry_stop(struct nd_entry *e);
+
+/* ---- admin API: HTTP server (nd_admin.c) ------------------------------------ */
+#define ND_ADMIN_HEAD_MAX 8192    /* request line + headers */
+#define ND_ADMIN_BODY_MAX 8192    /* a GET needs none; more is refused (413) */
+#define ND_ADMIN_URL_MAX 1024     /* longer: 414 */
+#define ND_ADMIN_MAX_CONNS 64     /* more at once are closed on accept */
+#define ND_ADMIN_TIMEOUT_MS 10000 /* a request must complete this long after the last */
+#define ND_ADMIN_OUT_HIGH 262144  /* queued response bytes past which we stop reading */
+
+struct nd_admin;
+/* Binds cfg.admin_addr and starts serving on <n>'s loop; sets n->admin and
+ * writes the bound address to <addr_out> (WR_ADDR_STRLEN). Returns 0 or a
+ * libuv error (logged by the caller); on error whatever was opened is closed
+ * by nd__admin_stop. */
+int nd__admin_start(struct nd_node *n, char *addr_out);
+/* Closes the listener, the timer and every admin connection. Idempotent. */
+void nd__admin_stop(struct nd_node *n);
+/* Frees n->admin once the loop has returned (every handle closed). */
+void nd__admin_free(struct nd_node *n);
+
+/* One HTTP/1.1 connection's request parsing and responses, without sockets
+ * (so that unit tests drive it with bytes). Responses accumulate in the
+ * buffer returned by nd__admin_sess_out, which the caller drains. */
+struct nd_admin_sess;
+struct nd_admin_sess *nd__admin_sess_new(struct nd_node *n);
+void nd__admin_sess_free(struct nd_admin_sess *s);
+/* Parses at most one request from <in> and queues its response. Returns the
+ * bytes consumed (>0), 0 when <in> is empty or the session is closing, or
+ * WR_EPROTO when the request was malformed or over a limit (a 400, 413, 414 or
+ * 431 response is queued and the connection must close once it is sent). */
+WR_MUST_CHECK ssize_t nd__admin_sess_feed(struct nd_admin_sess *s, struct wr_slice in);
+struct wr_buf *nd__admin_sess_out(struct nd_admin_sess *s);
+/* True when no more requests will be parsed: close after flushing. */
+bool nd__admin_sess_closing(const struct nd_admin_sess *s);
+
+/* ---- admin API: endpoints (nd_admin_api.c) ---------------------------------- */
+enum nd_admin_route {
+    ND_ADMIN_R_HEALTHZ = 0,
+    ND_ADMIN_R_READYZ,
+    ND_ADMIN_R_SELF,
+    ND_ADMIN_R_TUNNELS,
+    ND_ADMIN_R_METRICS,
+    ND_ADMIN_R__COUNT /* must be last */
+};
+/* Maps a request to an endpoint. <path> is the request target (a query string
+ * is ignored). Returns 200 with *route set, 404 for an unknown path or 405 for
+ * a known path with a method other than GET. */
+int nd__admin_route(bool is_get, struct wr_slice path, enum nd_admin_route *route);
+/* Renders <route> into <body>; returns the HTTP status and sets *ctype.
+ * Returns 500 (body unchanged) when out of memory. */
+int nd__admin_render(struct nd_node *n, enum nd_admin_route route, struct wr_buf *body,
+                     const char **ctype);
+/* True when /readyz answers 200. */
+bool nd__admin_is_ready(const struct nd_node *n);
+
+/* Appends printf-style text to <b>. Returns 0 or WR_ENOMEM (<b> unchanged). */
+WR_MUST_CHECK int nd__buf_printf(struct wr_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prometheus text exposition 0.0.4. Errors are sticky in <err>. */
+struct nd_prom {
+    struct wr_buf *b;
+    int err;
+};
+/* "# HELP <name> <help>" and "# TYPE <name> <type>" (help escaped). */
+void nd__prom_family(struct nd_prom *p, const char *name, const char *type, const char *help);
+/* "<name>{<k1>="<v1>",...} <value>": <labels> is NULL or alternating keys and
+ * values ending with NULL; values are escaped. */
+void nd__prom_sample(struct nd_prom *p, const char *name, const char *const *labels,
+                     uint64_t value);
+/* Writes the whole /metrics page of <n>. */
+void nd__prom_node(struct nd_prom *p, struct nd_node *n);
 
 #endif

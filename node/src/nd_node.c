@@ -15,6 +15,9 @@ void nd_config_init(struct nd_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     int err = wr_addr_parse("0.0.0.0:7443", &cfg->listen_addr);
     WR_ASSERT(err == 0);
+    cfg->admin_enabled = true;
+    err = wr_addr_parse("127.0.0.1:7480", &cfg->admin_addr);
+    WR_ASSERT(err == 0);
     cfg->ping_interval_ms = 5000;
     cfg->ping_timeout_ms = 10000;
     cfg->hello_timeout_ms = 10000;
@@ -22,6 +25,26 @@ void nd_config_init(struct nd_config *cfg)
     cfg->max_agents = 10000;
     cfg->max_streams = 4096;
     cfg->window = WR_MUX_DEFAULT_WINDOW;
+}
+
+static const char *const nd_reject_class_names[ND_REJECT__COUNT] = {
+    [ND_REJECT_TLS] = "tls",           [ND_REJECT_AUTH] = "auth",
+    [ND_REJECT_PROTOCOL] = "protocol", [ND_REJECT_VERSION] = "version",
+    [ND_REJECT_TIMEOUT] = "timeout",   [ND_REJECT_LIMIT] = "limit",
+    [ND_REJECT_OTHER] = "other",
+};
+
+const char *nd__reject_class_str(enum nd_reject_class c)
+{
+    return (unsigned)c < ND_REJECT__COUNT ? nd_reject_class_names[c] : "other";
+}
+
+void nd__node_count_reject(struct nd_node *n, enum nd_reject_class c)
+{
+    if ((unsigned)c >= ND_REJECT__COUNT)
+        c = ND_REJECT_OTHER;
+    n->stats.agents_rejected++;
+    n->stats.rejected_by[c]++;
 }
 
 static void nd_node_log_stats(struct nd_node *n, const char *ev)
@@ -65,6 +88,7 @@ void nd__node_maybe_stopped(struct nd_node *n)
         return;
     n->stopped = true;
     WR_INFO("node", "stopped", "node=%s", n->node_id);
+    nd__admin_stop(n);
     nd_node_close_handle(n, (uv_handle_t *)&n->drain_timer);
     nd_node_close_handle(n, (uv_handle_t *)&n->sig_term);
     nd_node_close_handle(n, (uv_handle_t *)&n->sig_int);
@@ -153,6 +177,8 @@ static int nd_node_write_ready_file(struct nd_node *n)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "entry %s %s/%s\n",
                                 n->entries[i].addr_str, n->entries[i].cfg.tunnel,
                                 n->entries[i].cfg.service);
+    if (n->admin_str[0] != '\0')
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "admin %s\n", n->admin_str);
     return wr_write_file(n->cfg.ready_file, buf, len, 0644);
 }
 
@@ -161,6 +187,8 @@ struct nd_node *nd_node_new(uv_loop_t *loop, const struct nd_config *cfg, int *e
     struct nd_node *n = wr_xcalloc(1, sizeof(*n));
     n->loop = loop;
     n->cfg = *cfg;
+    n->start_ms = wr_now_ms();
+    n->start_wall_s = wr_wall_s();
     nd__registry_init(&n->reg);
     nd_list_init(&n->tuncs);
     snprintf(n->node_id, sizeof(n->node_id), "%s", cfg->node_id);
@@ -245,6 +273,17 @@ int nd_node_start(struct nd_node *n)
         WR_INFO("node", "entry_listening", "addr=%s tunnel=%s service=%s", e->addr_str,
                 e->cfg.tunnel, e->cfg.service);
     }
+    if (n->cfg.admin_enabled) {
+        err = nd__admin_start(n, n->admin_str);
+        if (err != 0) {
+            char a[WR_ADDR_STRLEN];
+            WR_ERROR("node", "admin_listen_failed", "addr=%s err=%s",
+                     wr_addr_str((const struct sockaddr *)&n->cfg.admin_addr, a, sizeof(a)),
+                     wr_err_name(err));
+            return err;
+        }
+        WR_INFO("node", "admin_listening", "addr=%s", n->admin_str);
+    }
     WR_INFO("node", "listening", "node=%s cluster=%s addr=%s tls_suite=%s", n->node_id, n->cluster,
             n->listen_str, wr_tls_suite());
     if (n->cfg.ready_file != NULL) {
@@ -261,6 +300,7 @@ int nd_node_start(struct nd_node *n)
 void nd_node_free(struct nd_node *n)
 {
     nd_node_log_stats(n, "exit_stats");
+    nd__admin_free(n);
     nd__registry_cleanup(&n->reg);
     wr_tls_ctx_free(n->tls);
     free(n);

@@ -130,9 +130,25 @@ void nd__tunc_close(struct nd_tunc *t, uint32_t code, const char *why)
     wr_conn_close(t->conn, code != WR_CODE_OK);
 }
 
+static enum nd_reject_class nd_tunc_reject_class(uint32_t code)
+{
+    switch (code) {
+    case WR_CODE_AUTH:
+        return ND_REJECT_AUTH;
+    case WR_CODE_PROTOCOL:
+        return ND_REJECT_PROTOCOL;
+    case WR_CODE_VERSION:
+        return ND_REJECT_VERSION;
+    case WR_CODE_TIMEOUT:
+        return ND_REJECT_TIMEOUT;
+    default:
+        return ND_REJECT_OTHER;
+    }
+}
+
 static void nd_tunc_reject(struct nd_tunc *t, uint32_t code, const char *why)
 {
-    t->node->stats.agents_rejected++;
+    nd__node_count_reject(t->node, nd_tunc_reject_class(code));
     WR_WARN("node", "agent_rejected", "conn=%llu peer=%s code=%s reason=\"%s\"",
             (unsigned long long)wr_conn_id(t->conn), t->peer, wr_proto_code_str(code), why);
     nd__tunc_close(t, code, why);
@@ -325,7 +341,7 @@ static void nd_tunc_on_ready(struct wr_conn *c, int status, void *arg)
     if (t->state == ND_TUNC_ST_CLOSING)
         return;
     if (status != 0) {
-        t->node->stats.agents_rejected++;
+        nd__node_count_reject(t->node, ND_REJECT_TLS);
         WR_WARN("node", "agent_tls_failed", "conn=%llu peer=%s err=%s",
                 (unsigned long long)wr_conn_id(t->conn), t->peer, wr_err_name(status));
         nd__tunc_close(t, WR_CODE_OK, "tls handshake failed");
@@ -421,6 +437,7 @@ void nd__tunc_accept(struct nd_node *n, uv_stream_t *server)
     if (n->draining || n->n_tuncs > n->cfg.max_agents) {
         WR_WARN("node", "agent_refused", "peer=%s reason=%s", t->peer,
                 n->draining ? "draining" : "max_agents");
+        nd__node_count_reject(n, ND_REJECT_LIMIT);
         nd__tunc_close(t, WR_CODE_OK, "refused");
         return;
     }
@@ -460,4 +477,22 @@ void nd__tunc_goaway(struct nd_tunc *t)
 bool nd__tunc_drained(const struct nd_tunc *t)
 {
     return t->state == ND_TUNC_ST_DRAINING && wr_mux_streams_open(t->mux) == 0;
+}
+
+struct nd_tunc *nd__tunc_from_link(struct nd_list *link)
+{
+    return wr_container_of(link, struct nd_tunc, link);
+}
+
+void nd__tunc_get_info(const struct nd_tunc *t, struct nd_tunc_info *out)
+{
+    out->tunnel = t->tunnel;
+    out->agent_id = t->agent_id;
+    out->peer = t->peer;
+    out->state = nd_tunc_state_names[t->state];
+    out->conn_id = t->conn != NULL ? wr_conn_id(t->conn) : 0;
+    out->rtt_us = t->rtt_us;
+    out->streams_open = t->mux != NULL ? wr_mux_streams_open(t->mux) : 0;
+    out->weight = t->member.weight;
+    out->in_pool = t->in_pool;
 }

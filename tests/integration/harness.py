@@ -142,7 +142,9 @@ class Cluster:
         return p
 
     def node(self, entries=(), node_id=None, extra=(), listen="127.0.0.1:0"):
-        """Starts a node; returns (proc, info) where info has 'listen' and 'entries'."""
+        """Starts a node; returns (proc, info) where info has 'listen', 'entries' and
+        'admin' (the admin API's address, None when disabled). The admin API binds
+        an ephemeral port unless extra gives --admin-addr."""
         self.n_nodes += 1
         nid = node_id or "n%d" % self.n_nodes
         crt, key = self.path(nid + ".crt"), self.path(nid + ".key")
@@ -156,16 +158,20 @@ class Cluster:
                 "--node-id", nid, "--ready-file", ready]
         for e in entries:
             argv += ["--entry", "127.0.0.1:0=" + e]
+        if not any(str(a).startswith("--admin-addr") for a in extra):
+            argv += ["--admin-addr", "127.0.0.1:0"]
         argv += list(extra)
         p = self.start(nid, argv)
         wait_for(lambda: os.path.exists(ready) or not p.alive(), 10, "node %s ready" % nid)
         check(p.alive(), "node %s exited at start:\n%s" % (nid, p.text()))
-        info = {"listen": None, "entries": {}}
+        info = {"listen": None, "entries": {}, "admin": None}
         with open(ready) as f:
             for line in f:
                 parts = line.split()
                 if parts[0] == "listen":
                     info["listen"] = parts[1]
+                elif parts[0] == "admin":
+                    info["admin"] = parts[1]
                 elif parts[0] == "entry":
                     info["entries"][parts[2]] = parts[1]
         return p, info
@@ -204,6 +210,19 @@ def connect(addr, timeout=10):
     s = socket.create_connection(split_addr(addr), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
+
+
+def http_get(addr, path, timeout=10, method="GET"):
+    """One request to an admin API; returns (status, headers dict lower-cased, body bytes)."""
+    import http.client
+    host, port = split_addr(addr)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
 
 
 def recv_all(s, limit=None):

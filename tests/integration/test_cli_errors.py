@@ -30,6 +30,7 @@ def scenario(c):
     expect([node, "--entry", "127.0.0.1:1=onlytunnel"], 1, "expected ADDR=TUNNEL/SERVICE")
     expect([node, "--entry", "nowhere:80=t/s"], 1, "bad address")
     expect([node, "--log-level", "loud"], 1, "invalid --log-level 'loud'")
+    expect([node, "--admin-addr", "nope"], 1, "invalid --admin-addr 'nope'")
     expect([node, "--bogus"], 1, "see warren-node --help")
     expect([agent, "--weight", "0"], 1, "invalid --weight '0'")
     expect([agent, "--service", "web"], 1, "expected NAME=IP:PORT")

@@ -144,6 +144,9 @@ pid_t bench_node_start(struct bench_tunnel *bt, const char *tag, bool entries, c
     argv[n++] = "1s";
     argv[n++] = "--ready-file";
     argv[n++] = ready;
+    /* Not the default 127.0.0.1:7480, which a real node may hold. */
+    argv[n++] = "--admin-addr";
+    argv[n++] = "127.0.0.1:0";
     if (entries) {
         argv[n++] = "--entry";
         argv[n++] = "127.0.0.1:0=bench/iperf";

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Exit codes, the same for every command (scripts rely on them). */
 enum cli_exit {
@@ -27,16 +28,20 @@ struct cli_cmd {
     const char *description;
 };
 
+/* A group with <top> set holds top-level commands ("warrenctl <name>"); their
+ * struct cli_cmd has group NULL. */
 struct cli_group {
     const char *name;
     const char *description;
     const struct cli_cmd *cmds;
     size_t n_cmds;
+    bool top;
 };
 
 extern const struct cli_group cmd_ca_group;
 extern const struct cli_group cmd_cert_group;
 extern const struct cli_group cmd_token_group;
+extern const struct cli_group cmd_inspect_group;
 
 /*
  * Options are declared per command: "--name VALUE" or "--name=VALUE", all
@@ -74,5 +79,46 @@ int cli_exit_for(int err);
 
 /* "<dir>/<file>" into <buf>; false when it does not fit. */
 bool cli_path_join(char *buf, size_t len, const char *dir, const char *file);
+
+/* ---- talking to a node's admin API (cli_http.c) ---------------------------- */
+#define CLI_NODE_DEFAULT "127.0.0.1:7480"
+#define CLI_CONNECT_TIMEOUT_MS 3000
+#define CLI_IO_TIMEOUT_MS 10000
+#define CLI_HTTP_MAX_BODY (64u << 20)
+
+struct cli_http_resp {
+    int status; /* HTTP status code */
+    char *body; /* NUL-terminated (the body may hold NULs: use body_len) */
+    size_t body_len;
+};
+
+/*
+ * GET <path> from the admin API at <addr> ("IP:PORT", "[v6]:PORT" or
+ * "localhost:PORT") with a blocking HTTP/1.0 request: connect within
+ * CLI_CONNECT_TIMEOUT_MS, each read or write within CLI_IO_TIMEOUT_MS.
+ * Returns 0 with <resp> filled (any status; free it with cli_http_resp_free),
+ * or: WR_EUSAGE (bad address), a negative errno from connect/read (refused,
+ * timed out...: see cli_exit_for), WR_EPROTO (the answer is not HTTP),
+ * WR_ETOOBIG (body over CLI_HTTP_MAX_BODY).
+ */
+int cli_http_get(const char *addr, const char *path, struct cli_http_resp *resp);
+void cli_http_resp_free(struct cli_http_resp *resp);
+/* Fetches <path> from <addr> and reports failures on stderr under <cmd>:
+ * returns CLI_EXIT_OK with <resp> holding a 200 answer, or the exit code
+ * (unreachable 2, error 3). */
+int cli_admin_get(const struct cli_cmd *cmd, const char *addr, const char *path,
+                  struct cli_http_resp *resp);
+
+/* ---- aligned tables (cli_table.c) ------------------------------------------ */
+struct cli_table;
+/* <headers>: <ncols> column titles; a title starting with '>' is right-aligned
+ * (the '>' is not printed). */
+struct cli_table *cli_table_new(const char *const *headers, size_t ncols);
+/* Adds a row of <ncols> cells (copied; NULL prints as "-"). */
+void cli_table_add(struct cli_table *t, const char *const *cells);
+size_t cli_table_rows(const struct cli_table *t);
+/* Prints the header and rows, columns separated by two spaces. */
+void cli_table_print(const struct cli_table *t, FILE *f);
+void cli_table_free(struct cli_table *t);
 
 #endif

@@ -63,8 +63,5 @@ static const struct cli_cmd cmd_ca_cmds[] = {
 };
 
 const struct cli_group cmd_ca_group = {
-    "ca",
-    "cluster certificate authority (init)",
-    cmd_ca_cmds,
-    WR_ARRAY_LEN(cmd_ca_cmds),
+    "ca", "cluster certificate authority (init)", cmd_ca_cmds, WR_ARRAY_LEN(cmd_ca_cmds), false,
 };

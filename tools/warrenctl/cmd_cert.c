@@ -57,8 +57,5 @@ static const struct cli_cmd cmd_cert_cmds[] = {
 };
 
 const struct cli_group cmd_cert_group = {
-    "cert",
-    "node certificates (issue)",
-    cmd_cert_cmds,
-    WR_ARRAY_LEN(cmd_cert_cmds),
+    "cert", "node certificates (issue)", cmd_cert_cmds, WR_ARRAY_LEN(cmd_cert_cmds), false,
 };

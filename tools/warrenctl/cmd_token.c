@@ -191,8 +191,6 @@ static const struct cli_cmd cmd_token_cmds[] = {
 };
 
 const struct cli_group cmd_token_group = {
-    "token",
-    "agent join tokens (create, inspect)",
-    cmd_token_cmds,
-    WR_ARRAY_LEN(cmd_token_cmds),
+    "token", "agent join tokens (create, inspect)", cmd_token_cmds, WR_ARRAY_LEN(cmd_token_cmds),
+    false,
 };

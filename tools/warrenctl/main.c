@@ -16,14 +16,29 @@ static const struct cli_group *const cli_groups[] = {
     &cmd_ca_group,
     &cmd_cert_group,
     &cmd_token_group,
+    &cmd_inspect_group,
 };
+
+/* "warrenctl" alone runs this (STYLE.md 2.10). */
+#define CLI_DEFAULT_CMD "status"
+
+/* "group name" or, for a top-level command, "name". */
+static void cli_cmd_fullname(const struct cli_cmd *cmd, char *buf, size_t len)
+{
+    if (cmd->group != NULL)
+        snprintf(buf, len, "%s %s", cmd->group, cmd->name);
+    else
+        snprintf(buf, len, "%s", cmd->name);
+}
 
 /* ---- helpers shared by the command files ---- */
 
 void cli_print_cmd_help(const struct cli_cmd *cmd, bool to_stderr)
 {
     FILE *f = to_stderr ? stderr : stdout;
-    fprintf(f, "usage: warrenctl %s %s %s\n", cmd->group, cmd->name, cmd->usage);
+    char name[128];
+    cli_cmd_fullname(cmd, name, sizeof(name));
+    fprintf(f, "usage: warrenctl %s %s\n", name, cmd->usage);
     if (!to_stderr)
         fprintf(f, "\n%s\n", cmd->description);
 }
@@ -31,9 +46,11 @@ void cli_print_cmd_help(const struct cli_cmd *cmd, bool to_stderr)
 __attribute__((format(printf, 2, 0))) static void cli_verr(const struct cli_cmd *cmd,
                                                            const char *fmt, va_list ap)
 {
-    if (cmd != NULL)
-        fprintf(stderr, "warrenctl: %s %s: ", cmd->group, cmd->name);
-    else
+    char name[128];
+    if (cmd != NULL) {
+        cli_cmd_fullname(cmd, name, sizeof(name));
+        fprintf(stderr, "warrenctl: %s: ", name);
+    } else
         fprintf(stderr, "warrenctl: ");
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -54,7 +71,9 @@ int cli_usage_err(const struct cli_cmd *cmd, const char *fmt, ...)
     cli_verr(cmd, fmt, ap);
     va_end(ap);
     cli_print_cmd_help(cmd, true);
-    fprintf(stderr, "(see: warrenctl %s %s --help)\n", cmd->group, cmd->name);
+    char name[128];
+    cli_cmd_fullname(cmd, name, sizeof(name));
+    fprintf(stderr, "(see: warrenctl %s --help)\n", name);
     return CLI_EXIT_USAGE;
 }
 
@@ -168,12 +187,23 @@ static void cli_print_group_help(const struct cli_group *g, FILE *f)
 
 static void cli_print_help(FILE *f)
 {
-    fprintf(f, "usage: warrenctl <group> <command> [options]\n"
-               "       warrenctl help [<group> [<command>]]\n\n"
-               "Manages warren's security material (and later inspects nodes).\n\n"
-               "groups:\n");
+    fprintf(f, "usage: warrenctl <command> [options]\n"
+               "       warrenctl <group> <command> [options]\n"
+               "       warrenctl help [<group> [<command>] | <command>]\n\n"
+               "Inspects warren nodes through their admin API and manages warren's\n"
+               "security material. With no arguments: warrenctl " CLI_DEFAULT_CMD ".\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < WR_ARRAY_LEN(cli_groups); i++) {
+        const struct cli_group *g = cli_groups[i];
+        for (size_t j = 0; g->top && j < g->n_cmds; j++) {
+            const char *d = g->cmds[j].description;
+            fprintf(f, "  %-8s %.*s\n", g->cmds[j].name, (int)strcspn(d, "\n"), d);
+        }
+    }
+    fprintf(f, "\ngroups:\n");
     for (size_t i = 0; i < WR_ARRAY_LEN(cli_groups); i++)
-        fprintf(f, "  %-8s %s\n", cli_groups[i]->name, cli_groups[i]->description);
+        if (!cli_groups[i]->top)
+            fprintf(f, "  %-8s %s\n", cli_groups[i]->name, cli_groups[i]->description);
     fprintf(f, "\nexit codes: 0 ok, 1 usage, 2 unreachable, 3 error\n"
                "'warrenctl <group> --help' lists a group's commands.\n");
 }
@@ -181,7 +211,7 @@ static void cli_print_help(FILE *f)
 static const struct cli_group *cli_find_group(const char *name)
 {
     for (size_t i = 0; i < WR_ARRAY_LEN(cli_groups); i++)
-        if (strcmp(cli_groups[i]->name, name) == 0)
+        if (!cli_groups[i]->top && strcmp(cli_groups[i]->name, name) == 0)
             return cli_groups[i];
     return NULL;
 }
@@ -194,11 +224,28 @@ static const struct cli_cmd *cli_find_cmd(const struct cli_group *g, const char 
     return NULL;
 }
 
+static const struct cli_cmd *cli_find_top(const char *name)
+{
+    for (size_t i = 0; i < WR_ARRAY_LEN(cli_groups); i++) {
+        if (!cli_groups[i]->top)
+            continue;
+        const struct cli_cmd *c = cli_find_cmd(cli_groups[i], name);
+        if (c != NULL)
+            return c;
+    }
+    return NULL;
+}
+
 /* "warrenctl help [group [command]]" */
 static int cli_help_cmd(int argc, char **argv)
 {
     if (argc == 0) {
         cli_print_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    const struct cli_cmd *top = cli_find_top(argv[0]);
+    if (top != NULL) {
+        cli_print_cmd_help(top, false);
         return CLI_EXIT_OK;
     }
     const struct cli_group *g = cli_find_group(argv[0]);
@@ -230,11 +277,19 @@ int main(int argc, char **argv)
         return CLI_EXIT_ERROR;
     }
     if (argc < 2) {
-        cli_print_help(stderr);
-        return CLI_EXIT_USAGE;
+        const struct cli_cmd *def = cli_find_top(CLI_DEFAULT_CMD);
+        return def->fn(def, 0, argv + 1);
     }
     if (cli_is_help(argv[1]))
         return cli_help_cmd(argc - 2, argv + 2);
+    const struct cli_cmd *top = cli_find_top(argv[1]);
+    if (top != NULL) {
+        if (argc >= 3 && strcmp(argv[2], "help") == 0) {
+            cli_print_cmd_help(top, false);
+            return CLI_EXIT_OK;
+        }
+        return top->fn(top, argc - 2, argv + 2);
+    }
 
     const struct cli_group *g = cli_find_group(argv[1]);
     if (g == NULL) {
