@@ -325,6 +325,21 @@ static int bench_churn_open(int ep, struct bench_churn_slot *sl, uint32_t idx, u
         return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* The client closes first, so each connection leaves a TIME_WAIT on the
+     * client's side, and Linux reuses such a port for the same destination
+     * only a second later: from one source address that caps any path at
+     * ~14k connections/s (half of the ephemeral range per second). Spreading
+     * the sources over 127.0.0.2-127.0.0.251 takes the client out of the
+     * figure; the relays' own connections are unchanged. */
+    static uint32_t bench_churn_src;
+    struct sockaddr_in src = bench_loopback(0);
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (bench_churn_src++ % 250));
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
     struct sockaddr_in sa = bench_loopback(port);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS) {
         int err = -errno;
