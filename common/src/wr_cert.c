@@ -122,6 +122,25 @@ static int wr_cert_write_cert(const char *path, const uint8_t *der, size_t len)
     return wr_write_file(path, pem, (size_t)p, 0644);
 }
 
+/* Makes <cert> (carrying <subject>'s public key), signs it with <signer>, and
+ * writes the certificate and <subject>'s private key. <what> names the step
+ * in the log on failure. */
+static int wr_cert_sign_write(Cert *cert, ed25519_key *subject, ed25519_key *signer, WC_RNG *rng,
+                              const char *what, const char *crt_path, const char *key_path)
+{
+    uint8_t der[WR_CERT_DER_MAX];
+    int wrc = wc_MakeCert_ex(cert, der, sizeof(der), ED25519_TYPE, subject, rng);
+    if (wrc > 0)
+        wrc = wc_SignCert_ex(cert->bodySz, cert->sigType, der, sizeof(der), ED25519_TYPE, signer,
+                             rng);
+    if (wrc <= 0)
+        return wr_cert_fail(what, wrc);
+    int rc = wr_cert_write_key(key_path, subject);
+    if (rc == 0)
+        rc = wr_cert_write_cert(crt_path, der, (size_t)wrc);
+    return rc;
+}
+
 /* Sets the subject CN, refusing names the Cert struct would truncate. */
 static int wr_cert_set_cn(Cert *cert, const char *cn)
 {
@@ -232,20 +251,7 @@ int wr_cert_ca_init(const char *dir, const char *cluster, uint32_t days)
         rc = wr_cert_fail("ca_ext", wrc);
         goto fail_cert;
     }
-    uint8_t der[WR_CERT_DER_MAX];
-    wrc = wc_MakeCert_ex(cert, der, sizeof(der), ED25519_TYPE, &key, &rng);
-    if (wrc > 0)
-        wrc =
-            wc_SignCert_ex(cert->bodySz, cert->sigType, der, sizeof(der), ED25519_TYPE, &key, &rng);
-    if (wrc <= 0) {
-        rc = wr_cert_fail("ca_sign", wrc);
-        goto fail_cert;
-    }
-    size_t der_len = (size_t)wrc;
-    rc = wr_cert_write_key(key_path, &key);
-    if (rc != 0)
-        goto fail_cert;
-    rc = wr_cert_write_cert(crt_path, der, der_len);
+    rc = wr_cert_sign_write(cert, &key, &key, &rng, "ca_sign", crt_path, key_path);
     if (rc != 0)
         goto fail_cert;
     WR_INFO("tls", "ca_created", "cluster=%s days=%u", cluster, days);
@@ -330,21 +336,8 @@ int wr_cert_issue(const char *ca_crt, const char *ca_key, const char *node_id, u
         rc = wr_cert_fail("node_ext", wrc);
         goto fail_cert;
     }
-    uint8_t der[WR_CERT_DER_MAX];
     /* The body carries the node's public key; the CA key signs it. */
-    wrc = wc_MakeCert_ex(cert, der, sizeof(der), ED25519_TYPE, &key, &rng);
-    if (wrc > 0)
-        wrc =
-            wc_SignCert_ex(cert->bodySz, cert->sigType, der, sizeof(der), ED25519_TYPE, &ca, &rng);
-    if (wrc <= 0) {
-        rc = wr_cert_fail("node_sign", wrc);
-        goto fail_cert;
-    }
-    size_t der_len = (size_t)wrc;
-    rc = wr_cert_write_key(out_key, &key);
-    if (rc != 0)
-        goto fail_cert;
-    rc = wr_cert_write_cert(out_crt, der, der_len);
+    rc = wr_cert_sign_write(cert, &key, &ca, &rng, "node_sign", out_crt, out_key);
     if (rc != 0)
         goto fail_cert;
     WR_INFO("tls", "cert_issued", "node=%s cluster=%s days=%u", node_id, cluster, days);
