@@ -429,6 +429,20 @@ static bool disc_swim_confirm(struct disc_suspicion *sp, const char *from)
     return true;
 }
 
+/* A suspect or dead claim about ourselves: refute it with a higher
+ * incarnation, or, when it is older than what we hold, repair the sender's
+ * stale view. Nothing while leaving. */
+static void disc_swim_about_self(struct disc_swim *s, struct disc_member *self, uint64_t inc,
+                                 const char *why)
+{
+    if (s->left)
+        return;
+    if (inc >= self->inc)
+        disc_swim_refute(s, inc, why);
+    else
+        disc_swim_on_stale_self(s);
+}
+
 static void disc_swim_on_suspect(struct disc_swim *s, uint64_t now, const char *node, uint64_t inc,
                                  const char *from)
 {
@@ -436,10 +450,7 @@ static void disc_swim_on_suspect(struct disc_swim *s, uint64_t now, const char *
     if (m == NULL)
         return;
     if (m->self) {
-        if (!s->left && inc >= m->inc)
-            disc_swim_refute(s, inc, "suspected");
-        else if (!s->left)
-            disc_swim_on_stale_self(s);
+        disc_swim_about_self(s, m, inc, "suspected");
         return;
     }
     if (inc < m->inc)
@@ -482,10 +493,7 @@ static void disc_swim_on_dead(struct disc_swim *s, uint64_t now, const char *nod
     if (m == NULL)
         return;
     if (m->self) {
-        if (!s->left && inc >= m->inc)
-            disc_swim_refute(s, inc, "declared_dead");
-        else if (!s->left)
-            disc_swim_on_stale_self(s);
+        disc_swim_about_self(s, m, inc, "declared_dead");
         return;
     }
     if (inc < m->inc || !disc_swim_is_live(m))
