@@ -32,6 +32,12 @@ static const char nd_usage[] =
     "  --window SIZE            per-stream flow-control window (default 4M)\n"
     "  --admin-addr ADDR        admin HTTP API (/healthz, /readyz, /v1/..., /metrics);\n"
     "                           'off' disables it (default 127.0.0.1:7480)\n"
+    "  --cluster-key FILE       gossip key (32 bytes, base64 text, from warrenctl keyring\n"
+    "                           generate); gossip membership runs only when given\n"
+    "  --gossip-addr ADDR       gossip UDP+TCP address (default 0.0.0.0:7946; port 0\n"
+    "                           needs a specific IP); a wildcard IP advertises the\n"
+    "                           --listen IP, or 127.0.0.1 when that is a wildcard too\n"
+    "  --join ADDR              a member's gossip address to join through (repeatable)\n"
     "  --ready-file FILE        write the bound addresses here once listening\n"
     "  --log-level LEVEL        error|warn|info|debug|trace (default info)\n"
     "  -h, --help               this text\n"
@@ -56,6 +62,9 @@ enum {
     ND_OPT_READY_FILE,
     ND_OPT_LOG_LEVEL,
     ND_OPT_ADMIN_ADDR,
+    ND_OPT_CLUSTER_KEY,
+    ND_OPT_GOSSIP_ADDR,
+    ND_OPT_JOIN,
 };
 
 static const struct option nd_options[] = {
@@ -75,6 +84,9 @@ static const struct option nd_options[] = {
     {"ready-file", required_argument, NULL, ND_OPT_READY_FILE},
     {"admin-addr", required_argument, NULL, ND_OPT_ADMIN_ADDR},
     {"log-level", required_argument, NULL, ND_OPT_LOG_LEVEL},
+    {"cluster-key", required_argument, NULL, ND_OPT_CLUSTER_KEY},
+    {"gossip-addr", required_argument, NULL, ND_OPT_GOSSIP_ADDR},
+    {"join", required_argument, NULL, ND_OPT_JOIN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -104,11 +116,41 @@ static void nd_main_parse_entry(const char *v, struct nd_entry_config *e)
     snprintf(e->service, sizeof(e->service), "%s", slash + 1);
 }
 
+/* Reads the gossip key: base64 text (base64url or standard, padding and
+ * surrounding whitespace allowed) of exactly 32 bytes. */
+static void nd_main_load_key(const char *file, uint8_t key[ND_CLUSTER_KEY_LEN])
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (wr_read_file(file, 4096, &text, &len) != 0)
+        wr_flags_fail("cannot read --cluster-key '%s'", file);
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '=')
+            continue;
+        text[k++] = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    uint8_t raw[64];
+    ssize_t n = wr_b64url_decode(text, k, raw, sizeof(raw));
+    wr_memzero(text, len);
+    free(text);
+    if (n != ND_CLUSTER_KEY_LEN) {
+        wr_memzero(raw, sizeof(raw));
+        wr_flags_fail("invalid --cluster-key '%s': expected 32 bytes in base64 "
+                      "(warrenctl keyring generate)",
+                      file);
+    }
+    memcpy(key, raw, ND_CLUSTER_KEY_LEN);
+    wr_memzero(raw, sizeof(raw));
+}
+
 int main(int argc, char **argv)
 {
     struct nd_config cfg;
     nd_config_init(&cfg);
     char hostname[WR_ID_MAX + 1] = "node";
+    const char *key_file = NULL;
     wr_flags_set_prog("warren-node");
     int opt;
     while ((opt = getopt_long(argc, argv, "h", nd_options, NULL)) != -1) {
@@ -168,6 +210,28 @@ int main(int argc, char **argv)
         case ND_OPT_LOG_LEVEL:
             wr_flags_log_level(optarg);
             break;
+        case ND_OPT_CLUSTER_KEY:
+            key_file = optarg;
+            break;
+        case ND_OPT_GOSSIP_ADDR: {
+            struct sockaddr_storage ss;
+            if (wr_addr_parse(optarg, &ss) != 0)
+                wr_flags_fail("invalid --gossip-addr '%s' (use IP:PORT)", optarg);
+            if (wr_addr_port((const struct sockaddr *)&ss) == 0 &&
+                (strncmp(optarg, "0.0.0.0:", 8) == 0 || strncmp(optarg, "[::]:", 5) == 0))
+                wr_flags_fail("invalid --gossip-addr '%s': port 0 needs a specific IP", optarg);
+            cfg.gossip_addr = optarg;
+            break;
+        }
+        case ND_OPT_JOIN: {
+            struct sockaddr_storage ss;
+            if (cfg.n_joins == ND_MAX_JOINS)
+                wr_flags_fail("too many --join (max %d)", ND_MAX_JOINS);
+            if (wr_addr_parse(optarg, &ss) != 0 || wr_addr_port((const struct sockaddr *)&ss) == 0)
+                wr_flags_fail("invalid --join '%s' (use IP:PORT)", optarg);
+            cfg.joins[cfg.n_joins++] = optarg;
+            break;
+        }
         case 'h':
             fputs(nd_usage, stdout);
             return 0;
@@ -180,6 +244,12 @@ int main(int argc, char **argv)
         wr_flags_fail("unexpected argument '%s'", argv[optind]);
     if (cfg.cert_file == NULL || cfg.key_file == NULL || cfg.ca_file == NULL)
         wr_flags_fail("%s", "--cert, --key and --ca are required");
+    if (key_file == NULL && cfg.n_joins > 0)
+        wr_flags_fail("%s", "--join needs --cluster-key (gossip is off without it)");
+    if (key_file != NULL) {
+        nd_main_load_key(key_file, cfg.cluster_key);
+        cfg.gossip_enabled = true;
+    }
     if (cfg.ping_timeout_ms < cfg.ping_interval_ms)
         wr_flags_fail("%s", "--ping-timeout must be at least --ping-interval");
     if (cfg.node_id == NULL) {
@@ -208,6 +278,7 @@ int main(int argc, char **argv)
         status = 1;
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+    wr_memzero(cfg.cluster_key, sizeof(cfg.cluster_key));
     nd_node_free(n);
     if (uv_loop_close(&loop) != 0)
         WR_WARN("node", "loop_not_empty", "what=\"handles left open at exit\"");

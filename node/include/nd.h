@@ -14,6 +14,8 @@
 #include "wr.h"
 
 #define ND_MAX_ENTRIES 64
+#define ND_MAX_JOINS 16
+#define ND_CLUSTER_KEY_LEN 32
 
 struct nd_entry_config {
     struct sockaddr_storage addr;
@@ -40,6 +42,13 @@ struct nd_config {
     uint32_t window;           /* per-stream flow-control window */
     uint32_t n_entries;
     struct nd_entry_config entries[ND_MAX_ENTRIES];
+    /* Gossip (discovery/) runs only when <gossip_enabled>: main sets it
+     * when --cluster-key was given and copies the decoded key. */
+    bool gossip_enabled;
+    uint8_t cluster_key[ND_CLUSTER_KEY_LEN];
+    const char *gossip_addr; /* "IP:PORT" bound for UDP and TCP; default 0.0.0.0:7946 */
+    uint32_t n_joins;
+    const char *joins[ND_MAX_JOINS]; /* gossip addresses to join through */
 };
 
 void nd_config_init(struct nd_config *cfg);

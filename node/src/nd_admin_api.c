@@ -1,6 +1,6 @@
 /*
  * nd_admin_api.c: what the admin API says: the router (path -> endpoint) and
- * the bodies of /healthz, /readyz, /v1/self, /v1/tunnels (JSON, jansson) and
+ * the bodies of /healthz, /readyz, /v1/self, /v1/tunnels, /v1/members (JSON, jansson) and
  * /metrics (Prometheus text format 0.0.4). No sockets and no HTTP framing
  * here: nd_admin.c parses requests and writes responses.
  */
@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "disc.h"
 
 #ifndef WARREN_VERSION
 #define WARREN_VERSION "0.0.0"
@@ -40,7 +42,7 @@ int nd__buf_printf(struct wr_buf *b, const char *fmt, ...)
 static const char *const nd_admin_paths[ND_ADMIN_R__COUNT] = {
     [ND_ADMIN_R_HEALTHZ] = "/healthz", [ND_ADMIN_R_READYZ] = "/readyz",
     [ND_ADMIN_R_SELF] = "/v1/self",    [ND_ADMIN_R_TUNNELS] = "/v1/tunnels",
-    [ND_ADMIN_R_METRICS] = "/metrics",
+    [ND_ADMIN_R_METRICS] = "/metrics", [ND_ADMIN_R_MEMBERS] = "/v1/members",
 };
 
 int nd__admin_route(bool is_get, struct wr_slice path, enum nd_admin_route *route)
@@ -61,8 +63,7 @@ int nd__admin_route(bool is_get, struct wr_slice path, enum nd_admin_route *rout
 
 bool nd__admin_is_ready(const struct nd_node *n)
 {
-    /* Later this also requires having joined gossip. */
-    return n->admin != NULL && !n->draining && !n->stopped;
+    return n->admin != NULL && !n->draining && !n->stopped && nd__gossip_is_joined(n);
 }
 
 /* ---- JSON --------------------------------------------------------------------- */
@@ -159,6 +160,68 @@ fail:
     return WR_ENOMEM;
 }
 
+/* One member: id, state, incarnation, role, addresses and tunnels
+ * ({tunnel: [{agent, weight}]}). */
+static json_t *nd_admin_member(const struct disc_member *m)
+{
+    static const char *const kinds[DISC_ADDR__COUNT] = {
+        [DISC_ADDR_GOSSIP] = "gossip",
+        [DISC_ADDR_TUNNEL] = "tunnel",
+        [DISC_ADDR_PEER] = "peer",
+        [DISC_ADDR_ADMIN] = "admin",
+    };
+    json_t *addrs = json_object();
+    json_t *tunnels = json_object();
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:b, s:o?, s:o?}", "id", disc_member_id(m), "state",
+                          disc_member_state_str(disc_member_get_state(m)), "incarnation",
+                          (json_int_t)disc_member_incarnation(m), "role",
+                          disc_role_str(disc_member_role(m)), "self", disc_member_is_self(m),
+                          "addresses", addrs, "tunnels", tunnels);
+    if (o == NULL)
+        return NULL;
+    for (int k = 0; k < DISC_ADDR__COUNT; k++) {
+        const char *a = disc_member_addr(m, (enum disc_addr_kind)k);
+        if (a[0] != '\0' && json_object_set_new(addrs, kinds[k], json_string(a)) != 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < disc_member_tunnel_count(m); i++) {
+        const struct disc_tunnel_entry *e = disc_member_tunnel_get(m, i);
+        json_t *list = json_object_get(tunnels, e->tunnel);
+        if (list == NULL) {
+            list = json_array();
+            if (list == NULL || json_object_set_new(tunnels, e->tunnel, list) != 0)
+                goto fail;
+        }
+        if (json_array_append_new(
+                list, json_pack("{s:s, s:i}", "agent", e->agent, "weight", (int)e->weight)) != 0)
+            goto fail;
+    }
+    return o;
+
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+/* The members as this node sees them, self included; [] when gossip is off. */
+static int nd_admin_members(struct nd_node *n, struct wr_buf *body)
+{
+    json_t *root = json_array();
+    if (root == NULL)
+        return WR_ENOMEM;
+    size_t count = n->gossip != NULL ? disc_cluster_member_count(n->gossip) : 0;
+    for (size_t i = 0; i < count; i++) {
+        const struct disc_member *m = disc_cluster_member_at(n->gossip, i);
+        if (m == NULL)
+            break;
+        if (json_array_append_new(root, nd_admin_member(m)) != 0) {
+            json_decref(root);
+            return WR_ENOMEM;
+        }
+    }
+    return nd_json_finish(root, body);
+}
+
 /* ---- Prometheus text ----------------------------------------------------------- */
 
 /* Escapes per the exposition format: HELP text escapes \ and newline; label
@@ -211,6 +274,42 @@ static void nd_prom_one(struct nd_prom *p, const char *name, const char *type, c
 {
     nd__prom_family(p, name, type, help);
     nd__prom_sample(p, name, NULL, v);
+}
+
+/* The gossip families; nothing when gossip is off. */
+static void nd_prom_gossip(struct nd_prom *p, struct nd_node *n)
+{
+    if (n->gossip == NULL)
+        return;
+    struct disc_stats gs;
+    disc_cluster_get_stats(n->gossip, &gs);
+    nd_prom_one(p, "warren_gossip_joined", "gauge", "1 once this node has joined the cluster.",
+                nd__gossip_is_joined(n));
+    nd__prom_family(p, "warren_gossip_members", "gauge", "Members known, self included, by state.");
+    for (int s = 0; s < DISC_MEMBER_ST__COUNT; s++) {
+        char lc[16];
+        snprintf(lc, sizeof(lc), "%s", disc_member_state_str((enum disc_member_state)s));
+        for (char *c = lc; *c != '\0'; c++)
+            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+        const char *l[] = {"state", lc, NULL};
+        nd__prom_sample(p, "warren_gossip_members", l, gs.members[s]);
+    }
+    nd_prom_one(p, "warren_gossip_probes_total", "counter", "Direct probes sent.", gs.probes);
+    nd_prom_one(p, "warren_gossip_probe_failures_total", "counter",
+                "Probes answered neither directly nor indirectly.", gs.probe_failures);
+    nd_prom_one(p, "warren_gossip_suspicions_total", "counter", "Members we started suspecting.",
+                gs.suspicions);
+    nd_prom_one(p, "warren_gossip_refutations_total", "counter",
+                "Times this node refuted a suspicion of itself.", gs.refutations);
+    nd__prom_family(p, "warren_gossip_messages_total", "counter", "Gossip messages, by direction.");
+    const char *in[] = {"direction", "in", NULL}, *out[] = {"direction", "out", NULL};
+    nd__prom_sample(p, "warren_gossip_messages_total", in, gs.msgs_in);
+    nd__prom_sample(p, "warren_gossip_messages_total", out, gs.msgs_out);
+    nd__prom_family(p, "warren_gossip_bytes_total", "counter", "Gossip bytes, by direction.");
+    nd__prom_sample(p, "warren_gossip_bytes_total", in, gs.bytes_in);
+    nd__prom_sample(p, "warren_gossip_bytes_total", out, gs.bytes_out);
+    nd_prom_one(p, "warren_gossip_decrypt_failures_total", "counter",
+                "Packets no key of the keyring authenticated (dropped).", gs.decrypt_failures);
 }
 
 void nd__prom_node(struct nd_prom *p, struct nd_node *n)
@@ -274,6 +373,7 @@ void nd__prom_node(struct nd_prom *p, struct nd_node *n)
                 "Record decryptions that failed authentication.", ts.dev_auth_fail);
     nd_prom_one(p, "warren_tls_device_bytes_total", "counter",
                 "Bytes through the crypto device, both directions.", ts.dev_bytes);
+    nd_prom_gossip(p, n);
 }
 
 static int nd_admin_metrics(struct nd_node *n, struct wr_buf *body)
@@ -312,6 +412,10 @@ int nd__admin_render(struct nd_node *n, enum nd_admin_route route, struct wr_buf
     case ND_ADMIN_R_TUNNELS:
         *ctype = "application/json";
         err = nd_admin_tunnels(n, body);
+        break;
+    case ND_ADMIN_R_MEMBERS:
+        *ctype = "application/json";
+        err = nd_admin_members(n, body);
         break;
     case ND_ADMIN_R_METRICS:
         *ctype = "text/plain; version=0.0.4; charset=utf-8";

@@ -129,10 +129,15 @@ struct nd_node {
     uint32_t n_tuncs;
     uint32_t n_relays; /* visitor streams in flight */
     struct nd_stats stats;
-    uint64_t start_ms;              /* monotonic, for the uptime */
-    uint64_t start_wall_s;          /* wall clock, for /v1/self */
-    struct nd_admin *admin;         /* NULL when --admin-addr off or not started yet */
-    char admin_str[WR_ADDR_STRLEN]; /* bound admin address, "" when off */
+    uint64_t start_ms;               /* monotonic, for the uptime */
+    uint64_t start_wall_s;           /* wall clock, for /v1/self */
+    struct nd_admin *admin;          /* NULL when --admin-addr off or not started yet */
+    char admin_str[WR_ADDR_STRLEN];  /* bound admin address, "" when off */
+    struct disc_cluster *gossip;     /* NULL when gossip is off or closed */
+    uv_timer_t gossip_timer;         /* the grace between leave and close */
+    char gossip_str[WR_ADDR_STRLEN]; /* bound gossip address, "" when off */
+    bool gossip_left;                /* disc_cluster_leave was called */
+    bool gossip_stopping;
     uint32_t pending_closes;
     bool draining;
     bool stopped;
@@ -176,6 +181,21 @@ struct nd_tunc *nd__tunc_from_link(struct nd_list *link);
 int nd__entry_start(struct nd_node *n, struct nd_entry *e);
 void nd__entry_stop(struct nd_entry *e);
 
+/* Gossip membership (nd_gossip.c). Every function is a no-op when gossip is
+ * off. */
+/* Starts discovery/ on <n>'s loop with the bound listen and admin addresses
+ * and joins --join. Returns 0 or an error (logged). */
+int nd__gossip_start(struct nd_node *n);
+/* Announces a graceful leave; the close follows in nd__gossip_stop. */
+void nd__gossip_leave(struct nd_node *n);
+/* Closes the cluster (after a short grace when a leave was announced, so that
+ * it goes out). Each handle is counted in n->pending_closes. Idempotent. */
+void nd__gossip_stop(struct nd_node *n);
+/* Rebuilds the advertised tunnel set from the registry and publishes it. */
+void nd__gossip_publish(struct nd_node *n);
+/* True when gossip is off, when there is nothing to join, or once joined. */
+bool nd__gossip_is_joined(const struct nd_node *n);
+
 /* ---- admin API: HTTP server (nd_admin.c) ------------------------------------ */
 #define ND_ADMIN_HEAD_MAX 8192    /* request line + headers */
 #define ND_ADMIN_BODY_MAX 8192    /* a GET needs none; more is refused (413) */
@@ -217,6 +237,7 @@ enum nd_admin_route {
     ND_ADMIN_R_SELF,
     ND_ADMIN_R_TUNNELS,
     ND_ADMIN_R_METRICS,
+    ND_ADMIN_R_MEMBERS,
     ND_ADMIN_R__COUNT /* must be last */
 };
 /* Maps a request to an endpoint. <path> is the request target (a query string

@@ -25,6 +25,7 @@ void nd_config_init(struct nd_config *cfg)
     cfg->max_agents = 10000;
     cfg->max_streams = 4096;
     cfg->window = WR_MUX_DEFAULT_WINDOW;
+    cfg->gossip_addr = "0.0.0.0:7946";
 }
 
 static const char *const nd_reject_class_names[ND_REJECT__COUNT] = {
@@ -89,6 +90,7 @@ void nd__node_maybe_stopped(struct nd_node *n)
     n->stopped = true;
     WR_INFO("node", "stopped", "node=%s", n->node_id);
     nd__admin_stop(n);
+    nd__gossip_stop(n);
     nd_node_close_handle(n, (uv_handle_t *)&n->drain_timer);
     nd_node_close_handle(n, (uv_handle_t *)&n->sig_term);
     nd_node_close_handle(n, (uv_handle_t *)&n->sig_int);
@@ -131,6 +133,9 @@ void nd_node_drain(struct nd_node *n)
         return;
     }
     n->draining = true;
+    /* Tell the cluster first, so that peers stop sending visitors our way
+     * while the streams finish. */
+    nd__gossip_leave(n);
     WR_INFO("node", "draining", "node=%s agents=%u relays=%u deadline_ms=%u", n->node_id,
             n->n_tuncs, n->n_relays, n->cfg.drain_timeout_ms);
     nd_node_close_handle(n, (uv_handle_t *)&n->listener);
@@ -179,6 +184,8 @@ static int nd_node_write_ready_file(struct nd_node *n)
                                 n->entries[i].cfg.service);
     if (n->admin_str[0] != '\0')
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "admin %s\n", n->admin_str);
+    if (n->gossip_str[0] != '\0')
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "gossip %s\n", n->gossip_str);
     return wr_write_file(n->cfg.ready_file, buf, len, 0644);
 }
 
@@ -284,6 +291,9 @@ int nd_node_start(struct nd_node *n)
         }
         WR_INFO("node", "admin_listening", "addr=%s", n->admin_str);
     }
+    err = nd__gossip_start(n);
+    if (err != 0)
+        return err;
     WR_INFO("node", "listening", "node=%s cluster=%s addr=%s tls_suite=%s", n->node_id, n->cluster,
             n->listen_str, wr_tls_suite());
     if (n->cfg.ready_file != NULL) {

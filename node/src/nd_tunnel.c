@@ -69,6 +69,7 @@ static void nd_tunc_leave_pool(struct nd_tunc *t)
         return;
     nd__pool_remove(&t->node->reg, t->tunnel, &t->member);
     t->in_pool = false;
+    nd__gossip_publish(t->node);
 }
 
 static void nd_tunc_free_if_done(struct nd_tunc *t)
@@ -253,6 +254,7 @@ static void nd_tunc_on_hello(struct nd_tunc *t, struct wr_slice msg)
     nd_tunc_set_state(t, ND_TUNC_ST_READY, "hello accepted");
     nd__pool_add(&n->reg, t->tunnel, &t->member);
     t->in_pool = true;
+    nd__gossip_publish(n);
     n->stats.agents_accepted++;
     uv_timer_start(&t->timer, nd_tunc_on_timer, n->cfg.ping_interval_ms, n->cfg.ping_interval_ms);
     char agent[WR_ID_MAX * 4 + 4];

@@ -141,10 +141,20 @@ class Cluster:
         self.procs.append(p)
         return p
 
-    def node(self, entries=(), node_id=None, extra=(), listen="127.0.0.1:0"):
-        """Starts a node; returns (proc, info) where info has 'listen', 'entries' and
-        'admin' (the admin API's address, None when disabled). The admin API binds
-        an ephemeral port unless extra gives --admin-addr."""
+    def cluster_key(self):
+        """A gossip key file made by warrenctl keyring generate (one per cluster)."""
+        out = self.path("cluster.key")
+        if not os.path.exists(out):
+            self.ctl("keyring", "generate", "--out", out)
+        return out
+
+    def node(self, entries=(), node_id=None, extra=(), listen="127.0.0.1:0", cluster_key=None,
+             gossip_addr="127.0.0.1:0", join=()):
+        """Starts a node; returns (proc, info) where info has 'listen', 'entries',
+        'admin' (the admin API's address, None when disabled) and 'gossip' (the bound
+        gossip address, None when gossip is off). The admin API binds an ephemeral
+        port unless extra gives --admin-addr. Gossip runs when cluster_key is given
+        (a key file, see cluster_key()); join lists gossip addresses to join."""
         self.n_nodes += 1
         nid = node_id or "n%d" % self.n_nodes
         crt, key = self.path(nid + ".crt"), self.path(nid + ".key")
@@ -160,11 +170,15 @@ class Cluster:
             argv += ["--entry", "127.0.0.1:0=" + e]
         if not any(str(a).startswith("--admin-addr") for a in extra):
             argv += ["--admin-addr", "127.0.0.1:0"]
+        if cluster_key is not None:
+            argv += ["--cluster-key", cluster_key, "--gossip-addr", gossip_addr]
+            for j in join:
+                argv += ["--join", j]
         argv += list(extra)
         p = self.start(nid, argv)
         wait_for(lambda: os.path.exists(ready) or not p.alive(), 10, "node %s ready" % nid)
         check(p.alive(), "node %s exited at start:\n%s" % (nid, p.text()))
-        info = {"listen": None, "entries": {}, "admin": None}
+        info = {"listen": None, "entries": {}, "admin": None, "gossip": None}
         with open(ready) as f:
             for line in f:
                 parts = line.split()
@@ -172,6 +186,8 @@ class Cluster:
                     info["listen"] = parts[1]
                 elif parts[0] == "admin":
                     info["admin"] = parts[1]
+                elif parts[0] == "gossip":
+                    info["gossip"] = parts[1]
                 elif parts[0] == "entry":
                     info["entries"][parts[2]] = parts[1]
         return p, info

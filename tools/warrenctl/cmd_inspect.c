@@ -1,5 +1,5 @@
 /*
- * cmd_inspect.c: "warrenctl status" and "warrenctl tunnels": ask one node's
+ * cmd_inspect.c: "warrenctl status", "tunnels" and "members": ask one node's
  * admin API (cli_http.c) and print what it says, as aligned text or, with
  * --json, the JSON as received. The node's JSON is parsed with jansson; this
  * file owns arguments and presentation, not the transport.
@@ -179,6 +179,60 @@ static int cmd_tunnels(const struct cli_cmd *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static int cmd_members(const struct cli_cmd *cmd, int argc, char **argv)
+{
+    const char *node = NULL;
+    bool json = false;
+    int rc = cmd_inspect_args(cmd, argc, argv, true, &node, &json);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    struct cli_http_resp resp;
+    rc = cli_admin_get(cmd, node, "/v1/members", &resp);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (json) {
+        fwrite(resp.body, 1, resp.body_len, stdout);
+        cli_http_resp_free(&resp);
+        return CLI_EXIT_OK;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(resp.body, resp.body_len, 0, &jerr);
+    cli_http_resp_free(&resp);
+    if (!json_is_array(root)) {
+        cli_err(cmd, "%s sent invalid JSON for /v1/members: %s", node,
+                root == NULL ? jerr.text : "not an array");
+        json_decref(root);
+        return CLI_EXIT_ERROR;
+    }
+    static const char *const headers[] = {"ID",     "STATE",  ">INC",    "ROLE",
+                                          "GOSSIP", "TUNNEL", ">TUNNELS"};
+    struct cli_table *t = cli_table_new(headers, WR_ARRAY_LEN(headers));
+    size_t i;
+    json_t *m;
+    json_array_foreach(root, i, m)
+    {
+        json_t *addrs = json_object_get(m, "addresses");
+        char inc[32], tunnels[16];
+        snprintf(inc, sizeof(inc), "%lld", cmd_inspect_int(m, "incarnation"));
+        snprintf(tunnels, sizeof(tunnels), "%zu", json_object_size(json_object_get(m, "tunnels")));
+        const char *row[] = {cmd_inspect_str(m, "id"),
+                             cmd_inspect_str(m, "state"),
+                             inc,
+                             cmd_inspect_str(m, "role"),
+                             cmd_inspect_str(addrs, "gossip"),
+                             cmd_inspect_str(addrs, "tunnel"),
+                             tunnels};
+        cli_table_add(t, row);
+    }
+    if (cli_table_rows(t) == 0)
+        printf("no members: gossip is off on %s (start it with --cluster-key)\n", node);
+    else
+        cli_table_print(t, stdout);
+    cli_table_free(t);
+    json_decref(root);
+    return CLI_EXIT_OK;
+}
+
 static const struct cli_cmd cmd_inspect_cmds[] = {
     {NULL, "status", "[--node ADDR] [--json]", cmd_status,
      "Shows one node: id, cluster, state, addresses, agents, TLS.\n"
@@ -192,9 +246,19 @@ static const struct cli_cmd cmd_inspect_cmds[] = {
      "(last keepalive round trip) and STREAMS (open now). --json prints the node's\n"
      "JSON as received. Exit 2 when the node cannot be reached, 3 when it answers\n"
      "with an error."},
+    {NULL, "members", "[--node ADDR] [--json]", cmd_members,
+     "Lists the gossip members a node sees, itself included.\n"
+     "Asks the admin API at --node (default " CLI_NODE_DEFAULT ") for /v1/members and\n"
+     "prints one row per member: ID, STATE (ALIVE, SUSPECT, DEAD, LEFT), INC\n"
+     "(incarnation), ROLE, GOSSIP and TUNNEL addresses, TUNNELS (how many tunnels it\n"
+     "holds). --json prints the node's JSON as received. Exit 2 when the node cannot\n"
+     "be reached, 3 when it answers with an error."},
 };
 
 const struct cli_group cmd_inspect_group = {
-    "inspect", "inspect a node (status, tunnels)", cmd_inspect_cmds, WR_ARRAY_LEN(cmd_inspect_cmds),
+    "inspect",
+    "inspect a node (status, tunnels, members)",
+    cmd_inspect_cmds,
+    WR_ARRAY_LEN(cmd_inspect_cmds),
     true,
 };

@@ -13,10 +13,7 @@
 #include "wr.h"
 
 static const struct cli_group *const cli_groups[] = {
-    &cmd_ca_group,
-    &cmd_cert_group,
-    &cmd_token_group,
-    &cmd_inspect_group,
+    &cmd_ca_group, &cmd_cert_group, &cmd_token_group, &cmd_inspect_group, &cmd_keyring_group,
 };
 
 /* "warrenctl" alone runs this (STYLE.md 2.10). */
