@@ -43,6 +43,7 @@ extern const struct cli_group cmd_cert_group;
 extern const struct cli_group cmd_token_group;
 extern const struct cli_group cmd_inspect_group;
 extern const struct cli_group cmd_keyring_group;
+extern const struct cli_group cmd_converge_group;
 
 /*
  * Options are declared per command: "--name VALUE" or "--name=VALUE", all

@@ -13,7 +13,8 @@
 #include "wr.h"
 
 static const struct cli_group *const cli_groups[] = {
-    &cmd_ca_group, &cmd_cert_group, &cmd_token_group, &cmd_inspect_group, &cmd_keyring_group,
+    &cmd_ca_group,      &cmd_cert_group,    &cmd_token_group,
+    &cmd_inspect_group, &cmd_keyring_group, &cmd_converge_group,
 };
 
 /* "warrenctl" alone runs this (STYLE.md 2.10). */
@@ -194,13 +195,13 @@ static void cli_print_help(FILE *f)
         const struct cli_group *g = cli_groups[i];
         for (size_t j = 0; g->top && j < g->n_cmds; j++) {
             const char *d = g->cmds[j].description;
-            fprintf(f, "  %-8s %.*s\n", g->cmds[j].name, (int)strcspn(d, "\n"), d);
+            fprintf(f, "  %-9s %.*s\n", g->cmds[j].name, (int)strcspn(d, "\n"), d);
         }
     }
     fprintf(f, "\ngroups:\n");
     for (size_t i = 0; i < WR_ARRAY_LEN(cli_groups); i++)
         if (!cli_groups[i]->top)
-            fprintf(f, "  %-8s %s\n", cli_groups[i]->name, cli_groups[i]->description);
+            fprintf(f, "  %-9s %s\n", cli_groups[i]->name, cli_groups[i]->description);
     fprintf(f, "\nexit codes: 0 ok, 1 usage, 2 unreachable, 3 error\n"
                "'warrenctl <group> --help' lists a group's commands.\n");
 }
