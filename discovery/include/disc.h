@@ -89,24 +89,26 @@ typedef void (*disc_log_cb)(void *arg, enum wr_log_level lvl, const char *ev, co
  * default was chosen). Times in milliseconds.
  */
 struct disc_config {
-    uint32_t probe_interval_ms;    /* 500: one member probed per interval */
-    uint32_t probe_timeout_ms;     /* 200: direct ack wait before indirect probes */
-    uint32_t indirect_checks;      /* 3: helpers asked to probe on our behalf (k) */
-    uint32_t gossip_interval_ms;   /* 50: piggyback-only gossip round (only when updates wait) */
-    uint32_t gossip_nodes;         /* 3: members per gossip round */
-    uint32_t suspicion_mult;       /* 3: min timeout = mult * log10(max(1,n)) * probe_interval */
-    uint32_t suspicion_max_mult;   /* 4: max timeout = max_mult * min timeout */
-    uint32_t retransmit_mult;      /* 6: each update is sent mult * ceil(log10(n+1)) times */
-    uint32_t gossip_to_dead_ms;    /* 30000: dead members still get gossip this long */
-    uint32_t reap_ms;              /* 60000: DEAD/LEFT members are forgotten after this */
-    uint32_t pushpull_interval_ms; /* 30000: full-state exchange with one random member */
-    uint32_t awareness_max;        /* 8: Lifeguard local health multiplier ceiling */
-    uint32_t max_members;          /* 512 */
-    uint32_t max_broadcasts;       /* 256: queued updates; the most-sent is dropped first */
-    uint32_t max_relays;           /* 64: ping-req relays in flight */
-    uint32_t packet_max;           /* 1400: sealed UDP packet, header and tag included */
-    uint64_t initial_incarnation;  /* 0; drivers pass wall-clock seconds so restarts win */
-    disc_log_cb log_cb;            /* optional, see above */
+    uint32_t probe_interval_ms;     /* 500: one member probed per interval */
+    uint32_t probe_timeout_ms;      /* 200: direct ack wait before indirect probes */
+    uint32_t indirect_checks;       /* 3: helpers asked to probe on our behalf (k) */
+    uint32_t gossip_interval_ms;    /* 50: piggyback-only gossip round (only when updates wait) */
+    uint32_t gossip_nodes;          /* 3: members per gossip round */
+    uint32_t suspicion_mult;        /* 3: min timeout = mult * log10(max(1,n)) * probe_interval */
+    uint32_t suspicion_max_mult;    /* 4: max timeout = max_mult * min timeout */
+    uint32_t retransmit_mult;       /* 6: each update is sent mult * ceil(log10(n+1)) times */
+    uint32_t gossip_to_dead_ms;     /* 30000: dead members still get gossip this long */
+    uint32_t reconnect_interval_ms; /* 5000: push/pull with one random DEAD member, so a
+                                      healed partition merges again (Serf's reconnect) */
+    uint32_t reap_ms;               /* 60000: DEAD/LEFT members are forgotten after this */
+    uint32_t pushpull_interval_ms;  /* 30000: full-state exchange with one random member */
+    uint32_t awareness_max;         /* 8: Lifeguard local health multiplier ceiling */
+    uint32_t max_members;           /* 512 */
+    uint32_t max_broadcasts;        /* 256: queued updates; the most-sent is dropped first */
+    uint32_t max_relays;            /* 64: ping-req relays in flight */
+    uint32_t packet_max;            /* 1400: sealed UDP packet, header and tag included */
+    uint64_t initial_incarnation;   /* 0; drivers pass wall-clock seconds so restarts win */
+    disc_log_cb log_cb;             /* optional, see above */
     void *log_arg;
 };
 /* Fills the zero fields of <c> with defaults and clamps the bounds. */

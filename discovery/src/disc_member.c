@@ -48,6 +48,7 @@ void disc_config_defaults(struct disc_config *c)
     disc_config_default_u32(&c->suspicion_max_mult, 4);
     disc_config_default_u32(&c->retransmit_mult, 6);
     disc_config_default_u32(&c->gossip_to_dead_ms, 30000);
+    disc_config_default_u32(&c->reconnect_interval_ms, 5000);
     disc_config_default_u32(&c->reap_ms, 60000);
     disc_config_default_u32(&c->pushpull_interval_ms, 30000);
     disc_config_default_u32(&c->awareness_max, 8);

@@ -70,7 +70,7 @@ struct disc_swim {
     size_t n_bq;
     uint64_t bq_order;
     uint32_t seq;
-    uint64_t next_probe_at, next_gossip_at, next_pushpull_at;
+    uint64_t next_probe_at, next_gossip_at, next_pushpull_at, next_reconnect_at;
     bool left;
     struct disc_stats stats;
     struct disc_packet pkt; /* the outgoing packet being built */
@@ -684,6 +684,26 @@ static void disc_swim_relays_expire(struct disc_swim *s, uint64_t now)
     }
 }
 
+/*
+ * Once a partition has lasted past the queued dead notices, nothing else
+ * crosses it: probes, gossip and push/pull go to live members only. Like
+ * Serf's reconnect, a push/pull with one random DEAD member now and then
+ * lets a healed link carry state again; each side then learns that the
+ * other thinks it dead and refutes, and the halves merge.
+ */
+static void disc_swim_reconnect(struct disc_swim *s, uint64_t now)
+{
+    s->next_reconnect_at = now + s->cfg.reconnect_interval_ms;
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_members; i++) {
+        struct disc_member *m = s->members[i];
+        if (!m->self && m->state == DISC_MEMBER_ST_DEAD)
+            s->scratch[n++] = m;
+    }
+    if (n > 0 && s->ops.pushpull != NULL)
+        s->ops.pushpull(s->arg, s->scratch[wr_rand_below((uint32_t)n)]->addr[DISC_ADDR_GOSSIP]);
+}
+
 void disc__swim_tick(struct disc_swim *s, uint64_t now)
 {
     for (size_t i = 0; i < s->n_members; i++) {
@@ -723,6 +743,8 @@ void disc__swim_tick(struct disc_swim *s, uint64_t now)
         if (k == 1 && s->ops.pushpull != NULL)
             s->ops.pushpull(s->arg, s->scratch[0]->addr[DISC_ADDR_GOSSIP]);
     }
+    if (now >= s->next_reconnect_at)
+        disc_swim_reconnect(s, now);
 }
 
 uint64_t disc__swim_next_deadline(const struct disc_swim *s)
@@ -735,6 +757,8 @@ uint64_t disc__swim_next_deadline(const struct disc_swim *s)
             d = s->next_probe_at;
         if (s->next_pushpull_at < d)
             d = s->next_pushpull_at;
+        if (s->next_reconnect_at < d)
+            d = s->next_reconnect_at;
         if (s->probe.active && !s->probe.indirect_sent && s->probe.timeout_at < d)
             d = s->probe.timeout_at;
     }
@@ -956,6 +980,7 @@ struct disc_swim *disc__swim_new(const struct disc_config *cfg, const struct dis
      */
     s->next_pushpull_at =
         now + 2 * (uint64_t)s->cfg.probe_interval_ms + wr_rand_below(2 * s->cfg.probe_interval_ms);
+    s->next_reconnect_at = now + s->cfg.reconnect_interval_ms;
     struct disc_update u;
     disc_swim_self_alive(s, &u);
     disc_swim_queue(s, &u);
