@@ -102,7 +102,7 @@ void nd__node_drain_progress(struct nd_node *n)
     struct nd_list *pos, *tmp;
     nd_list_for_each_safe(pos, tmp, &n->tuncs)
     {
-        struct nd_tunc *t = (struct nd_tunc *)pos; /* link is the first member */
+        struct nd_tunc *t = nd__tunc_from_link(pos);
         if (nd__tunc_drained(t))
             nd__tunc_close(t, WR_CODE_OK, "drained");
     }
@@ -114,7 +114,7 @@ static void nd_node_force_close(struct nd_node *n, const char *why)
     struct nd_list *pos, *tmp;
     nd_list_for_each_safe(pos, tmp, &n->tuncs)
     {
-        nd__tunc_close((struct nd_tunc *)pos, WR_CODE_SHUTDOWN, why);
+        nd__tunc_close(nd__tunc_from_link(pos), WR_CODE_SHUTDOWN, why);
     }
     nd__node_maybe_stopped(n);
 }
@@ -146,7 +146,7 @@ void nd_node_drain(struct nd_node *n)
     struct nd_list *pos, *tmp;
     nd_list_for_each_safe(pos, tmp, &n->tuncs)
     {
-        nd__tunc_goaway((struct nd_tunc *)pos);
+        nd__tunc_goaway(nd__tunc_from_link(pos));
     }
     nd__node_maybe_stopped(n);
 }
