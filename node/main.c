@@ -4,6 +4,8 @@
  */
 #include "nd.h"
 
+#include "disc.h"
+
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,9 +37,11 @@ static const char nd_usage[] =
     "  --cluster-key FILE       gossip key (32 bytes, base64 text, from warrenctl keyring\n"
     "                           generate); gossip membership runs only when given\n"
     "  --gossip-addr ADDR       gossip UDP+TCP address (default 0.0.0.0:7946; port 0\n"
-    "                           needs a specific IP); a wildcard IP advertises the\n"
-    "                           --listen IP, or 127.0.0.1 when that is a wildcard too\n"
+    "                           needs a specific IP)\n"
     "  --join ADDR              a member's gossip address to join through (repeatable)\n"
+    "  --advertise-addr IP      the IP other nodes reach this node at, advertised in\n"
+    "                           gossip (default: the --listen IP when specific, else\n"
+    "                           the first non-loopback IPv4 of this host)\n"
     "  --ready-file FILE        write the bound addresses here once listening\n"
     "  --log-level LEVEL        error|warn|info|debug|trace (default info)\n"
     "  -h, --help               this text\n"
@@ -65,6 +69,7 @@ enum {
     ND_OPT_CLUSTER_KEY,
     ND_OPT_GOSSIP_ADDR,
     ND_OPT_JOIN,
+    ND_OPT_ADVERTISE_ADDR,
 };
 
 static const struct option nd_options[] = {
@@ -87,6 +92,7 @@ static const struct option nd_options[] = {
     {"cluster-key", required_argument, NULL, ND_OPT_CLUSTER_KEY},
     {"gossip-addr", required_argument, NULL, ND_OPT_GOSSIP_ADDR},
     {"join", required_argument, NULL, ND_OPT_JOIN},
+    {"advertise-addr", required_argument, NULL, ND_OPT_ADVERTISE_ADDR},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -116,33 +122,36 @@ static void nd_main_parse_entry(const char *v, struct nd_entry_config *e)
     snprintf(e->service, sizeof(e->service), "%s", slash + 1);
 }
 
-/* Reads the gossip key: base64 text (base64url or standard, padding and
- * surrounding whitespace allowed) of exactly 32 bytes. */
-static void nd_main_load_key(const char *file, uint8_t key[ND_CLUSTER_KEY_LEN])
+/* Reads the gossip keyring file: one base64 key per line, the first the
+ * primary (disc_keyring_parse has the format). */
+static void nd_main_load_keys(const char *file, struct nd_config *cfg)
 {
     char *text = NULL;
     size_t len = 0;
-    if (wr_read_file(file, 4096, &text, &len) != 0)
-        wr_flags_fail("cannot read --cluster-key '%s'", file);
-    size_t k = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '=')
-            continue;
-        text[k++] = c == '+' ? '-' : c == '/' ? '_' : c;
-    }
-    uint8_t raw[64];
-    ssize_t n = wr_b64url_decode(text, k, raw, sizeof(raw));
+    int err = wr_read_file(file, 16384, &text, &len);
+    if (err != 0)
+        wr_flags_fail("cannot read --cluster-key '%s': %s", file, wr_strerror(err));
+    struct disc_keyring *kr = NULL;
+    size_t bad_line = 0;
+    err = disc_keyring_parse(text, len, &kr, &bad_line);
     wr_memzero(text, len);
     free(text);
-    if (n != ND_CLUSTER_KEY_LEN) {
-        wr_memzero(raw, sizeof(raw));
-        wr_flags_fail("invalid --cluster-key '%s': expected 32 bytes in base64 "
+    if (err == WR_EPROTO)
+        wr_flags_fail("invalid --cluster-key '%s': line %zu is not a 32-byte key in base64 "
                       "(warrenctl keyring generate)",
+                      file, bad_line);
+    if (err == WR_EUSAGE)
+        wr_flags_fail("invalid --cluster-key '%s': no key in it (warrenctl keyring generate)",
                       file);
-    }
-    memcpy(key, raw, ND_CLUSTER_KEY_LEN);
-    wr_memzero(raw, sizeof(raw));
+    if (err == WR_ELIMIT)
+        wr_flags_fail("invalid --cluster-key '%s': more than %d keys", file, DISC_KEYRING_MAX);
+    if (err != 0)
+        wr_flags_fail("cannot load --cluster-key '%s': %s", file, wr_strerror(err));
+    cfg->n_cluster_keys = (uint32_t)disc_keyring_count(kr);
+    for (uint32_t i = 0; i < cfg->n_cluster_keys; i++)
+        (void)disc_keyring_get(kr, i, cfg->cluster_keys[i]);
+    disc_keyring_free(kr);
+    cfg->cluster_key_file = file;
 }
 
 int main(int argc, char **argv)
@@ -223,6 +232,16 @@ int main(int argc, char **argv)
             cfg.gossip_addr = optarg;
             break;
         }
+        case ND_OPT_ADVERTISE_ADDR: {
+            struct sockaddr_storage ss;
+            char probe[WR_ADDR_STRLEN];
+            snprintf(probe, sizeof(probe), strchr(optarg, ':') ? "[%s]:1" : "%s:1", optarg);
+            if (wr_addr_parse(probe, &ss) != 0 || strcmp(optarg, "0.0.0.0") == 0 ||
+                strcmp(optarg, "::") == 0)
+                wr_flags_fail("invalid --advertise-addr '%s' (use a specific IP, no port)", optarg);
+            cfg.advertise_host = optarg;
+            break;
+        }
         case ND_OPT_JOIN: {
             struct sockaddr_storage ss;
             if (cfg.n_joins == ND_MAX_JOINS)
@@ -244,10 +263,16 @@ int main(int argc, char **argv)
         wr_flags_fail("unexpected argument '%s'", argv[optind]);
     if (cfg.cert_file == NULL || cfg.key_file == NULL || cfg.ca_file == NULL)
         wr_flags_fail("%s", "--cert, --key and --ca are required");
+    if (cfg.advertise_host != NULL && cfg.gossip_addr != NULL && key_file != NULL) {
+        struct sockaddr_storage gs;
+        if (wr_addr_parse(cfg.gossip_addr, &gs) == 0 &&
+            wr_addr_port((const struct sockaddr *)&gs) == 0)
+            wr_flags_fail("%s", "--advertise-addr needs a fixed --gossip-addr port (not 0)");
+    }
     if (key_file == NULL && cfg.n_joins > 0)
         wr_flags_fail("%s", "--join needs --cluster-key (gossip is off without it)");
     if (key_file != NULL) {
-        nd_main_load_key(key_file, cfg.cluster_key);
+        nd_main_load_keys(key_file, &cfg);
         cfg.gossip_enabled = true;
     }
     if (cfg.ping_timeout_ms < cfg.ping_interval_ms)
@@ -278,7 +303,7 @@ int main(int argc, char **argv)
         status = 1;
     }
     uv_run(&loop, UV_RUN_DEFAULT);
-    wr_memzero(cfg.cluster_key, sizeof(cfg.cluster_key));
+    wr_memzero(cfg.cluster_keys, sizeof(cfg.cluster_keys));
     nd_node_free(n);
     if (uv_loop_close(&loop) != 0)
         WR_WARN("node", "loop_not_empty", "what=\"handles left open at exit\"");

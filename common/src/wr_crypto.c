@@ -120,6 +120,28 @@ ssize_t wr_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outlen
     return (ssize_t)got;
 }
 
+ssize_t wr_b64_decode_lenient(const char *in, size_t len, uint8_t *out, size_t outlen)
+{
+    char text[256];
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '=')
+            continue;
+        if (k == sizeof(text))
+            return WR_ETOOBIG;
+        text[k++] = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    ssize_t n = wr_b64url_decode(text, k, out, outlen);
+    sodium_memzero(text, sizeof(text));
+    return n;
+}
+
+void wr_hash(uint8_t *out, size_t outlen, const void *in, size_t inlen)
+{
+    crypto_generichash(out, outlen, in, inlen, NULL, 0);
+}
+
 bool wr_ct_eq(const void *a, const void *b, size_t len)
 {
     return sodium_memcmp(a, b, len) == 0;

@@ -27,6 +27,7 @@
 
 #include <uv.h>
 
+#include "wr/buf.h"
 #include "wr/err.h"
 #include "wr/log.h"
 #include "wr/util.h"
@@ -188,6 +189,27 @@ WR_MUST_CHECK DISC_EXPORT int disc_keyring_use(struct disc_keyring *kr,
 WR_MUST_CHECK DISC_EXPORT int disc_keyring_remove(struct disc_keyring *kr,
                                                   const uint8_t key[DISC_KEY_LEN]);
 DISC_EXPORT size_t disc_keyring_count(const struct disc_keyring *kr);
+
+/*
+ * The keyring as text (the --cluster-key file): one key per line as base64
+ * (url or standard alphabet, padding allowed), the first line the primary;
+ * blank lines and lines starting with '#' are ignored.
+ * parse: 0 and *out; WR_EPROTO (a line is not a 32-byte key: *bad_line is
+ * its number, 1-based), WR_ELIMIT (more than DISC_KEYRING_MAX keys),
+ * WR_EUSAGE (no key at all), WR_ENOMEM. Duplicate keys are kept once.
+ * format: appends the text, primary first, to <out>; 0 or WR_ENOMEM.
+ */
+WR_MUST_CHECK DISC_EXPORT int disc_keyring_parse(const char *text, size_t len,
+                                                 struct disc_keyring **out, size_t *bad_line);
+WR_MUST_CHECK DISC_EXPORT int disc_keyring_format(const struct disc_keyring *kr,
+                                                  struct wr_buf *out);
+/* One key from base64 text (as in the file); 0 or WR_EPROTO. */
+WR_MUST_CHECK DISC_EXPORT int disc_key_decode(const char *text, size_t len,
+                                              uint8_t key[DISC_KEY_LEN]);
+#define DISC_KEY_FP_LEN 17 /* 16 hex digits and a NUL */
+/* A key's fingerprint: the first 8 bytes of its BLAKE2b hash in hex. Safe to
+ * show and log; says nothing about the key. */
+DISC_EXPORT void disc_key_fingerprint(const uint8_t key[DISC_KEY_LEN], char out[DISC_KEY_FP_LEN]);
 /* Copies the <i>th key (0 is the primary) into <out>; false when out of range. */
 DISC_EXPORT bool disc_keyring_get(const struct disc_keyring *kr, size_t i,
                                   uint8_t out[DISC_KEY_LEN]);

@@ -64,6 +64,7 @@ struct disc_cluster {
     size_t n_seeds;
     uint32_t join_pending; /* join dials of the current round still running */
     uint32_t join_attempt;
+    uint64_t next_rejoin_at; /* when a member left alone may dial the seeds again */
     bool joined;
     bool closing;
     int pending_closes;
@@ -93,11 +94,34 @@ static void disc_cluster_schedule(struct disc_cluster *c)
     uv_timer_start(&c->timer, on_disc_timer, d > now ? d - now : 0, 0);
 }
 
+static void disc_cluster_join_round(struct disc_cluster *c);
+
+/*
+ * A joined member that finds itself alone (everyone else dead or left) dials
+ * its seeds again, one round per reconnect interval: reconnecting to DEAD
+ * members only works until they are reaped, and a partition or an outage of
+ * the whole rest of the fleet can outlast that.
+ */
+static void disc_cluster_maybe_rejoin(struct disc_cluster *c, uint64_t now)
+{
+    if (c->n_seeds == 0 || !c->joined || c->join_pending > 0 || now < c->next_rejoin_at)
+        return;
+    c->next_rejoin_at = now + c->cfg.swim.reconnect_interval_ms;
+    struct disc_stats st;
+    disc__swim_get_stats(c->swim, &st);
+    if (st.members[DISC_MEMBER_ST_ALIVE] + st.members[DISC_MEMBER_ST_SUSPECT] > 1)
+        return;
+    DISC_LOG(&c->cfg.swim, WR_LOG_INFO, "rejoin", "seeds=%zu", c->n_seeds);
+    disc_cluster_join_round(c);
+}
+
 static void on_disc_timer(uv_timer_t *t)
 {
     struct disc_cluster *c = wr_container_of(t, struct disc_cluster, timer);
     uv_update_time(c->loop);
-    disc__swim_tick(c->swim, disc_cluster_now(c));
+    uint64_t now = disc_cluster_now(c);
+    disc__swim_tick(c->swim, now);
+    disc_cluster_maybe_rejoin(c, now);
     disc_cluster_schedule(c);
 }
 

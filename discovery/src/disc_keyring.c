@@ -98,6 +98,91 @@ bool disc_keyring_get(const struct disc_keyring *kr, size_t i, uint8_t out[DISC_
     return true;
 }
 
+int disc_key_decode(const char *text, size_t len, uint8_t key[DISC_KEY_LEN])
+{
+    uint8_t raw[DISC_KEY_LEN + 3];
+    ssize_t n = wr_b64_decode_lenient(text, len, raw, sizeof(raw));
+    if (n == DISC_KEY_LEN)
+        memcpy(key, raw, DISC_KEY_LEN);
+    wr_memzero(raw, sizeof(raw));
+    return n == DISC_KEY_LEN ? 0 : WR_EPROTO;
+}
+
+void disc_key_fingerprint(const uint8_t key[DISC_KEY_LEN], char out[DISC_KEY_FP_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t h[16];
+    wr_hash(h, sizeof(h), key, DISC_KEY_LEN);
+    for (size_t i = 0; i < 8; i++) {
+        out[2 * i] = hex[h[i] >> 4];
+        out[2 * i + 1] = hex[h[i] & 15];
+    }
+    out[16] = '\0';
+}
+
+int disc_keyring_parse(const char *text, size_t len, struct disc_keyring **out, size_t *bad_line)
+{
+    struct disc_keyring *kr = NULL;
+    uint8_t key[DISC_KEY_LEN];
+    size_t line = 0;
+    int err = 0;
+    *bad_line = 0;
+    for (size_t pos = 0; pos < len && err == 0;) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl != NULL ? (size_t)(nl - text) : len;
+        const char *l = text + pos;
+        size_t ll = end - pos;
+        pos = end + 1;
+        line++;
+        while (ll > 0 && (*l == ' ' || *l == '\t' || *l == '\r')) {
+            l++;
+            ll--;
+        }
+        while (ll > 0 && (l[ll - 1] == ' ' || l[ll - 1] == '\t' || l[ll - 1] == '\r'))
+            ll--;
+        if (ll == 0 || l[0] == '#')
+            continue;
+        if (disc_key_decode(l, ll, key) != 0) {
+            *bad_line = line;
+            err = WR_EPROTO;
+        } else if (kr == NULL) {
+            kr = disc_keyring_new(key);
+            if (kr == NULL)
+                err = WR_ENOMEM;
+        } else {
+            err = disc_keyring_install(kr, key);
+        }
+    }
+    wr_memzero(key, sizeof(key));
+    if (err == 0 && kr == NULL)
+        err = WR_EUSAGE;
+    if (err != 0) {
+        disc_keyring_free(kr);
+        return err;
+    }
+    *out = kr;
+    return 0;
+}
+
+int disc_keyring_format(const struct disc_keyring *kr, struct wr_buf *out)
+{
+    static const char head[] = "# warren gossip keyring: one key per line, the first is the "
+                               "primary\n";
+    int err = wr_buf_append(out, head, sizeof(head) - 1);
+    for (size_t i = 0; i < kr->n && err == 0; i++) {
+        char line[64];
+        ssize_t n = wr_b64url_encode(kr->keys[i], DISC_KEY_LEN, line, sizeof(line) - 1);
+        if (n < 0) {
+            err = (int)n;
+            break;
+        }
+        line[n] = '\n';
+        err = wr_buf_append(out, line, (size_t)n + 1);
+        wr_memzero(line, sizeof(line));
+    }
+    return err;
+}
+
 int disc__keyring_seal(const struct disc_keyring *kr, struct wr_slice plain, struct wr_buf *out)
 {
     uint8_t *w;

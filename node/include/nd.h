@@ -15,6 +15,7 @@
 
 #define ND_MAX_ENTRIES 64
 #define ND_MAX_JOINS 16
+#define ND_CLUSTER_KEYS_MAX 8 /* DISC_KEYRING_MAX */
 #define ND_CLUSTER_KEY_LEN 32
 
 struct nd_entry_config {
@@ -43,10 +44,14 @@ struct nd_config {
     uint32_t n_entries;
     struct nd_entry_config entries[ND_MAX_ENTRIES];
     /* Gossip (discovery/) runs only when <gossip_enabled>: main sets it
-     * when --cluster-key was given and copies the decoded key. */
+     * when --cluster-key was given and copies the decoded keys (the first
+     * is the primary). The node wipes them once its keyring holds them. */
     bool gossip_enabled;
-    uint8_t cluster_key[ND_CLUSTER_KEY_LEN];
-    const char *gossip_addr; /* "IP:PORT" bound for UDP and TCP; default 0.0.0.0:7946 */
+    uint8_t cluster_keys[ND_CLUSTER_KEYS_MAX][ND_CLUSTER_KEY_LEN];
+    uint32_t n_cluster_keys;
+    const char *cluster_key_file; /* rewritten when the keyring changes at runtime */
+    const char *gossip_addr;      /* "IP:PORT" bound for UDP and TCP; default 0.0.0.0:7946 */
+    const char *advertise_host;   /* IP others reach us at; NULL: see nd_gossip.c */
     uint32_t n_joins;
     const char *joins[ND_MAX_JOINS]; /* gossip addresses to join through */
 };

@@ -22,6 +22,7 @@ struct nd_admin_sess {
     size_t url_len;
     size_t head_len;   /* bytes of the current request head seen so far */
     uint64_t body_len; /* bytes of the current body seen so far */
+    char body[ND_ADMIN_BODY_MAX];
     int reject;        /* non-zero: the status to answer, then close */
     bool headers_done; /* the current request's head is complete */
     bool message_done; /* a response was queued by the last execute */
@@ -39,6 +40,8 @@ static const char *nd_admin_reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
     case 413:
         return "Payload Too Large";
     case 414:
@@ -57,14 +60,14 @@ static const char *nd_admin_reason(int status)
 /* Queues a response with <body>. <close> adds "Connection: close" and makes
  * the session stop parsing. */
 static void nd_admin_sess_respond(struct nd_admin_sess *s, int status, const char *ctype,
-                                  struct wr_slice body, bool close)
+                                  struct wr_slice body, bool close, const char *allow)
 {
-    int err =
-        nd__buf_printf(&s->out,
-                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                       "Cache-Control: no-store\r\n%s%s\r\n",
-                       status, nd_admin_reason(status), ctype, body.len,
-                       status == 405 ? "Allow: GET\r\n" : "", close ? "Connection: close\r\n" : "");
+    int err = nd__buf_printf(&s->out,
+                             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                             "Cache-Control: no-store\r\n%s%s%s%s\r\n",
+                             status, nd_admin_reason(status), ctype, body.len,
+                             allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "",
+                             close ? "Connection: close\r\n" : "");
     if (err == 0 && body.len > 0)
         err = wr_buf_append(&s->out, body.ptr, body.len);
     if (err != 0 || close)
@@ -76,7 +79,7 @@ static void nd_admin_sess_error(struct nd_admin_sess *s, int status)
     char msg[64];
     int len = snprintf(msg, sizeof(msg), "%s\n", nd_admin_reason(status));
     nd_admin_sess_respond(s, status, "text/plain; charset=utf-8", wr_slice_make(msg, (size_t)len),
-                          true);
+                          true, NULL);
 }
 
 static int nd_admin_on_message_begin(http_parser *p)
@@ -115,12 +118,13 @@ static int nd_admin_on_headers_complete(http_parser *p)
 static int nd_admin_on_body(http_parser *p, const char *at, size_t len)
 {
     struct nd_admin_sess *s = p->data;
-    (void)at;
-    s->body_len += len;
-    if (s->body_len > ND_ADMIN_BODY_MAX) {
+    if (len > ND_ADMIN_BODY_MAX - s->body_len) {
         s->reject = 413;
         http_parser_pause(p, 1);
+        return 0;
     }
+    memcpy(s->body + s->body_len, at, len);
+    s->body_len += len;
     return 0;
 }
 
@@ -173,18 +177,27 @@ static void nd_admin_sess_answer(struct nd_admin_sess *s)
     http_parser *p = &s->parser;
     bool keep = http_should_keep_alive(p) != 0;
     enum nd_admin_route route = ND_ADMIN_R__COUNT;
-    int status = nd__admin_route(p->method == HTTP_GET, wr_slice_make(s->url, s->url_len), &route);
+    enum nd_admin_method method = p->method == HTTP_GET    ? ND_ADMIN_GET
+                                  : p->method == HTTP_POST ? ND_ADMIN_POST
+                                                           : ND_ADMIN_OTHER;
+    int status = nd__admin_route(method, wr_slice_make(s->url, s->url_len), &route);
     if (status != 200) {
         char msg[64];
         int len = snprintf(msg, sizeof(msg), "%s\n", nd_admin_reason(status));
+        const char *allow = NULL;
+        if (status == 405)
+            allow = nd__admin_route_method(route) == ND_ADMIN_POST ? "POST" : "GET";
         nd_admin_sess_respond(s, status, "text/plain; charset=utf-8",
-                              wr_slice_make(msg, (size_t)len), !keep);
+                              wr_slice_make(msg, (size_t)len), !keep, allow);
         return;
     }
     struct wr_buf body = {0};
     const char *ctype = NULL;
-    status = nd__admin_render(s->node, route, &body, &ctype);
-    nd_admin_sess_respond(s, status, ctype, wr_buf_peek(&body), !keep);
+    status = nd__admin_render(s->node, route, wr_slice_make(s->body, (size_t)s->body_len), &body,
+                              &ctype);
+    /* A keyring request carries a key: keep no copy. */
+    wr_memzero(s->body, (size_t)s->body_len);
+    nd_admin_sess_respond(s, status, ctype, wr_buf_peek(&body), !keep, NULL);
     wr_buf_free(&body);
 }
 

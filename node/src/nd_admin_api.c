@@ -39,26 +39,39 @@ int nd__buf_printf(struct wr_buf *b, const char *fmt, ...)
 
 /* ---- router ------------------------------------------------------------------ */
 
-static const char *const nd_admin_paths[ND_ADMIN_R__COUNT] = {
-    [ND_ADMIN_R_HEALTHZ] = "/healthz", [ND_ADMIN_R_READYZ] = "/readyz",
-    [ND_ADMIN_R_SELF] = "/v1/self",    [ND_ADMIN_R_TUNNELS] = "/v1/tunnels",
-    [ND_ADMIN_R_METRICS] = "/metrics", [ND_ADMIN_R_MEMBERS] = "/v1/members",
+static const struct {
+    const char *path;
+    enum nd_admin_method method;
+} nd_admin_routes[ND_ADMIN_R__COUNT] = {
+    [ND_ADMIN_R_HEALTHZ] = {"/healthz", ND_ADMIN_GET},
+    [ND_ADMIN_R_READYZ] = {"/readyz", ND_ADMIN_GET},
+    [ND_ADMIN_R_SELF] = {"/v1/self", ND_ADMIN_GET},
+    [ND_ADMIN_R_TUNNELS] = {"/v1/tunnels", ND_ADMIN_GET},
+    [ND_ADMIN_R_METRICS] = {"/metrics", ND_ADMIN_GET},
+    [ND_ADMIN_R_MEMBERS] = {"/v1/members", ND_ADMIN_GET},
+    [ND_ADMIN_R_KEYRING] = {"/v1/keyring", ND_ADMIN_GET},
+    [ND_ADMIN_R_KEYRING_INSTALL] = {"/v1/keyring/install", ND_ADMIN_POST},
+    [ND_ADMIN_R_KEYRING_USE] = {"/v1/keyring/use", ND_ADMIN_POST},
+    [ND_ADMIN_R_KEYRING_REMOVE] = {"/v1/keyring/remove", ND_ADMIN_POST},
 };
 
-int nd__admin_route(bool is_get, struct wr_slice path, enum nd_admin_route *route)
+int nd__admin_route(enum nd_admin_method method, struct wr_slice path, enum nd_admin_route *route)
 {
     const uint8_t *q = memchr(path.ptr, '?', path.len);
     if (q != NULL)
         path.len = (size_t)(q - path.ptr);
     for (int r = 0; r < ND_ADMIN_R__COUNT; r++) {
-        if (!wr_slice_eq(path, wr_slice_str(nd_admin_paths[r])))
+        if (!wr_slice_eq(path, wr_slice_str(nd_admin_routes[r].path)))
             continue;
-        if (!is_get)
-            return 405;
         *route = (enum nd_admin_route)r;
-        return 200;
+        return method == nd_admin_routes[r].method ? 200 : 405;
     }
     return 404;
+}
+
+enum nd_admin_method nd__admin_route_method(enum nd_admin_route route)
+{
+    return route < ND_ADMIN_R__COUNT ? nd_admin_routes[route].method : ND_ADMIN_OTHER;
 }
 
 bool nd__admin_is_ready(const struct nd_node *n)
@@ -73,8 +86,7 @@ static int nd_json_dump_cb(const char *buf, size_t size, void *data)
     return wr_buf_append(data, buf, size) == 0 ? 0 : -1;
 }
 
-/* Serialises and releases <root>. */
-static int nd_json_finish(json_t *root, struct wr_buf *body)
+int nd__json_finish(json_t *root, struct wr_buf *body)
 {
     if (root == NULL)
         return WR_ENOMEM;
@@ -119,7 +131,7 @@ static int nd_admin_self(struct nd_node *n, struct wr_buf *body)
         "suite", wr_tls_suite(), "aead", wr_tls_aead_backend(), "agents",
         (json_int_t)nd_node_agents_ready(n), "tunnel_connections", (json_int_t)n->n_tuncs,
         "tunnels", (json_int_t)n->reg.n_pools, "streams_open", (json_int_t)n->n_relays);
-    return nd_json_finish(root, body);
+    return nd__json_finish(root, body);
 }
 
 static int nd_admin_tunnels(struct nd_node *n, struct wr_buf *body)
@@ -153,7 +165,7 @@ static int nd_admin_tunnels(struct nd_node *n, struct wr_buf *body)
         if (a == NULL || json_array_append_new(json_object_get(tun, "agents"), a) != 0)
             goto fail;
     }
-    return nd_json_finish(root, body);
+    return nd__json_finish(root, body);
 
 fail:
     json_decref(root);
@@ -219,7 +231,7 @@ static int nd_admin_members(struct nd_node *n, struct wr_buf *body)
             return WR_ENOMEM;
         }
     }
-    return nd_json_finish(root, body);
+    return nd__json_finish(root, body);
 }
 
 /* ---- Prometheus text ----------------------------------------------------------- */
@@ -385,8 +397,8 @@ static int nd_admin_metrics(struct nd_node *n, struct wr_buf *body)
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
-int nd__admin_render(struct nd_node *n, enum nd_admin_route route, struct wr_buf *body,
-                     const char **ctype)
+int nd__admin_render(struct nd_node *n, enum nd_admin_route route, struct wr_slice req,
+                     struct wr_buf *body, const char **ctype)
 {
     static const char text[] = "text/plain; charset=utf-8";
     size_t mark = body->len;
@@ -420,6 +432,15 @@ int nd__admin_render(struct nd_node *n, enum nd_admin_route route, struct wr_buf
     case ND_ADMIN_R_METRICS:
         *ctype = "text/plain; version=0.0.4; charset=utf-8";
         err = nd_admin_metrics(n, body);
+        break;
+    case ND_ADMIN_R_KEYRING:
+    case ND_ADMIN_R_KEYRING_INSTALL:
+    case ND_ADMIN_R_KEYRING_USE:
+    case ND_ADMIN_R_KEYRING_REMOVE:
+        *ctype = "application/json";
+        status = nd__gossip_keyring_api(n, route, req, body);
+        if (status == 500)
+            err = WR_ENOMEM;
         break;
     default:
         err = WR_EUSAGE;

@@ -14,6 +14,9 @@
 
 #include "disc.h"
 
+_Static_assert(ND_CLUSTER_KEYS_MAX == DISC_KEYRING_MAX, "the node's key list fits a keyring");
+_Static_assert(ND_CLUSTER_KEY_LEN == DISC_KEY_LEN, "gossip key size");
+
 /* How long a leave gets to go out before the sockets close: a few gossip
  * rounds (50 ms each by default). */
 #define ND_GOSSIP_LEAVE_GRACE_MS 300
@@ -27,29 +30,54 @@ static bool nd_gossip_is_wildcard(const struct sockaddr *sa)
     return false;
 }
 
-/* The host others should dial: the --listen host when it is specific,
- * otherwise 127.0.0.1 (a wildcard cannot be dialled). */
+/* The first non-loopback IPv4 address of this host, for a wildcard bind
+ * without --advertise-addr (what memberlist does too). False when none. */
+static bool nd_gossip_first_ipv4(char *out, size_t len)
+{
+    uv_interface_address_t *ifs = NULL;
+    int count = 0;
+    if (uv_interface_addresses(&ifs, &count) != 0)
+        return false;
+    bool found = false;
+    for (int i = 0; i < count && !found; i++) {
+        if (ifs[i].is_internal || ifs[i].address.address4.sin_family != AF_INET)
+            continue;
+        found = inet_ntop(AF_INET, &ifs[i].address.address4.sin_addr, out, (socklen_t)len) != NULL;
+    }
+    uv_free_interface_addresses(ifs, count);
+    return found;
+}
+
+/* The host others should dial: --advertise-addr, else the --listen host
+ * when it is specific, else the first non-loopback IPv4, else 127.0.0.1
+ * (a wildcard cannot be dialled). */
 static void nd_gossip_adv_host(const struct nd_node *n, char *out, size_t len)
 {
     const struct sockaddr *la = (const struct sockaddr *)&n->cfg.listen_addr;
-    snprintf(out, len, "127.0.0.1");
-    if (nd_gossip_is_wildcard(la))
-        return;
-    if (la->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)la)->sin_addr, out, (socklen_t)len);
-    else if (la->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)la)->sin6_addr, out, (socklen_t)len);
+    if (n->cfg.advertise_host != NULL) {
+        snprintf(out, len, "%s", n->cfg.advertise_host);
+    } else if (!nd_gossip_is_wildcard(la)) {
+        if (la->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)la)->sin_addr, out, (socklen_t)len);
+        else
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)la)->sin6_addr, out, (socklen_t)len);
+    } else if (!nd_gossip_first_ipv4(out, len)) {
+        snprintf(out, len, "127.0.0.1");
+        WR_WARN("node", "advertise_loopback",
+                "what=\"no non-loopback IPv4: advertising 127.0.0.1; set --advertise-addr\"");
+    }
 }
 
-/* "<addr>" with a wildcard host replaced by <host>; "" when <s> is empty. */
-static void nd_gossip_adv_addr(const char *s, const char *host, char *out, size_t len)
+/* "<addr>" with its host replaced by <host> when it is a wildcard (or
+ * always, when <force>); "" when <s> is empty. */
+static void nd_gossip_adv_addr(const char *s, const char *host, bool force, char *out, size_t len)
 {
     struct sockaddr_storage ss;
     if (s[0] == '\0' || wr_addr_parse(s, &ss) != 0) {
         snprintf(out, len, "%s", s);
         return;
     }
-    if (!nd_gossip_is_wildcard((const struct sockaddr *)&ss)) {
+    if (!force && !nd_gossip_is_wildcard((const struct sockaddr *)&ss)) {
         snprintf(out, len, "%s", s);
         return;
     }
@@ -114,22 +142,31 @@ int nd__gossip_start(struct nd_node *n)
     nd_gossip_adv_host(n, host, sizeof(host));
     /* main() refuses a wildcard gossip host with port 0, so a wildcard here
      * has a fixed port and the advertised address is known before binding. */
-    nd_gossip_adv_addr(n->cfg.gossip_addr, host, cc.self.addr[DISC_ADDR_GOSSIP], DISC_ADDR_MAX);
+    bool force = n->cfg.advertise_host != NULL;
+    nd_gossip_adv_addr(n->cfg.gossip_addr, host, force, cc.self.addr[DISC_ADDR_GOSSIP],
+                       DISC_ADDR_MAX);
     struct sockaddr_storage gs;
-    if (wr_addr_parse(n->cfg.gossip_addr, &gs) == 0 &&
+    if (!force && wr_addr_parse(n->cfg.gossip_addr, &gs) == 0 &&
         !nd_gossip_is_wildcard((const struct sockaddr *)&gs))
         cc.self.addr[DISC_ADDR_GOSSIP][0] = '\0'; /* the bound address, port 0 resolved */
-    nd_gossip_adv_addr(n->listen_str, host, cc.self.addr[DISC_ADDR_TUNNEL], DISC_ADDR_MAX);
-    nd_gossip_adv_addr(n->admin_str, host, cc.self.addr[DISC_ADDR_ADMIN], DISC_ADDR_MAX);
+    nd_gossip_adv_addr(n->listen_str, host, force, cc.self.addr[DISC_ADDR_TUNNEL], DISC_ADDR_MAX);
+    nd_gossip_adv_addr(n->admin_str, host, force, cc.self.addr[DISC_ADDR_ADMIN], DISC_ADDR_MAX);
     cc.bind = n->cfg.gossip_addr;
     cc.event_cb = nd_gossip_on_event;
     cc.event_arg = n;
 
-    struct disc_keyring *kr = disc_keyring_new(n->cfg.cluster_key);
+    struct disc_keyring *kr = disc_keyring_new(n->cfg.cluster_keys[0]);
+    int kerr = 0;
+    for (uint32_t i = 1; kr != NULL && kerr == 0 && i < n->cfg.n_cluster_keys; i++)
+        kerr = disc_keyring_install(kr, n->cfg.cluster_keys[i]);
     /* The keyring holds the only copy from now on. */
-    wr_memzero(n->cfg.cluster_key, sizeof(n->cfg.cluster_key));
+    wr_memzero(n->cfg.cluster_keys, sizeof(n->cfg.cluster_keys));
     if (kr == NULL)
         return WR_ENOMEM;
+    if (kerr != 0) {
+        disc_keyring_free(kr);
+        return kerr;
+    }
     int err = disc_cluster_start(n->loop, &cc, kr, &n->gossip);
     if (err != 0) {
         n->gossip = NULL;
@@ -206,6 +243,148 @@ void nd__gossip_leave(struct nd_node *n)
     n->gossip_left = true;
     int err = disc_cluster_leave(n->gossip);
     WR_INFO("node", "gossip_leave", "err=%s", wr_err_name(err));
+}
+
+/* ---- keyring (admin API) ---- */
+
+static json_t *nd_gossip_keys_json(const struct disc_keyring *kr)
+{
+    json_t *keys = json_array();
+    for (size_t i = 0; keys != NULL && i < disc_keyring_count(kr); i++) {
+        uint8_t k[DISC_KEY_LEN];
+        char fp[DISC_KEY_FP_LEN];
+        (void)disc_keyring_get(kr, i, k);
+        disc_key_fingerprint(k, fp);
+        wr_memzero(k, sizeof(k));
+        json_array_append_new(keys, json_pack("{s:s, s:b}", "fingerprint", fp, "primary", i == 0));
+    }
+    return keys;
+}
+
+static int nd_gossip_api_error(struct wr_buf *body, int status, const char *msg)
+{
+    return nd__json_finish(json_pack("{s:s}", "error", msg), body) == 0 ? status : 500;
+}
+
+/* Writes the live keyring back to the --cluster-key file (atomically:
+ * a temporary file renamed over it), so a restart starts from it. */
+static int nd_gossip_keyring_persist(struct nd_node *n, const struct disc_keyring *kr)
+{
+    if (n->cfg.cluster_key_file == NULL)
+        return WR_EUSAGE;
+    struct wr_buf text = {0};
+    int err = disc_keyring_format(kr, &text);
+    if (err == 0)
+        err = wr_write_file(n->cfg.cluster_key_file, text.data, text.len, 0600);
+    if (text.data != NULL)
+        wr_memzero(text.data, text.len);
+    wr_buf_free(&text);
+    return err;
+}
+
+/* The key a request names: {"key": base64} or, for use/remove,
+ * {"fingerprint": hex} of an installed key. 0, or an HTTP status with
+ * *why set. */
+static int nd_gossip_request_key(const struct disc_keyring *kr, enum nd_admin_route op,
+                                 struct wr_slice req, uint8_t key[DISC_KEY_LEN], const char **why)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)req.ptr, req.len, JSON_REJECT_DUPLICATES, &jerr);
+    int status = 0;
+    const char *text = NULL, *fp = NULL;
+    if (root == NULL || !json_is_object(root)) {
+        *why = "the body must be a JSON object: {\"key\": \"<base64>\"}";
+        status = 400;
+    } else if (json_unpack(root, "{s?s, s?s}", "key", &text, "fingerprint", &fp) != 0 ||
+               (text == NULL) == (fp == NULL)) {
+        *why = "give exactly one of \"key\" (base64 text) or \"fingerprint\" (a string)";
+        status = 400;
+    } else if (text != NULL) {
+        if (disc_key_decode(text, strlen(text), key) != 0) {
+            *why = "\"key\" is not 32 bytes in base64 (warrenctl keyring generate)";
+            status = 400;
+        }
+    } else if (op == ND_ADMIN_R_KEYRING_INSTALL) {
+        *why = "install needs the key itself, not its fingerprint";
+        status = 400;
+    } else {
+        status = 404;
+        *why = "no installed key has that fingerprint";
+        for (size_t i = 0; status != 0 && i < disc_keyring_count(kr); i++) {
+            char f[DISC_KEY_FP_LEN];
+            (void)disc_keyring_get(kr, i, key);
+            disc_key_fingerprint(key, f);
+            if (strcmp(f, fp) == 0)
+                status = 0;
+        }
+        if (status != 0)
+            wr_memzero(key, DISC_KEY_LEN);
+    }
+    json_decref(root); /* NULL-safe; the key text dies with it */
+    return status;
+}
+
+int nd__gossip_keyring_api(struct nd_node *n, enum nd_admin_route op, struct wr_slice req,
+                           struct wr_buf *body)
+{
+    if (n->gossip == NULL)
+        return nd_gossip_api_error(body, 409, "gossip is off on this node (no --cluster-key)");
+    struct disc_keyring *kr = disc_cluster_keyring(n->gossip);
+    if (op == ND_ADMIN_R_KEYRING)
+        return nd__json_finish(json_pack("{s:o, s:s?}", "keys", nd_gossip_keys_json(kr), "file",
+                                         n->cfg.cluster_key_file),
+                               body) == 0
+                   ? 200
+                   : 500;
+    uint8_t key[DISC_KEY_LEN];
+    const char *why = NULL;
+    int status = nd_gossip_request_key(kr, op, req, key, &why);
+    if (status != 0)
+        return nd_gossip_api_error(body, status, why);
+    char fp[DISC_KEY_FP_LEN];
+    disc_key_fingerprint(key, fp);
+    size_t before = disc_keyring_count(kr);
+    uint8_t primary[DISC_KEY_LEN];
+    (void)disc_keyring_get(kr, 0, primary);
+    bool was_primary = wr_ct_eq(primary, key, DISC_KEY_LEN);
+    wr_memzero(primary, sizeof(primary));
+    const char *opname = "install";
+    int err;
+    if (op == ND_ADMIN_R_KEYRING_INSTALL) {
+        err = disc_keyring_install(kr, key);
+    } else if (op == ND_ADMIN_R_KEYRING_USE) {
+        opname = "use";
+        err = disc_keyring_use(kr, key);
+    } else {
+        opname = "remove";
+        err = disc_keyring_remove(kr, key);
+    }
+    wr_memzero(key, sizeof(key));
+    if (err == WR_ELIMIT)
+        return nd_gossip_api_error(body, 409, "the keyring is full (8 keys): remove one first");
+    if (err == WR_ENOMEMBER)
+        return nd_gossip_api_error(body, 404, "that key is not installed");
+    if (err == WR_EUSAGE)
+        return nd_gossip_api_error(body, 409,
+                                   "that key is the primary: make another key primary first");
+    if (err != 0)
+        return nd_gossip_api_error(body, 500, wr_strerror(err));
+    bool changed = op == ND_ADMIN_R_KEYRING_USE ? !was_primary : disc_keyring_count(kr) != before;
+    bool persisted = false;
+    int perr = 0;
+    if (changed) {
+        perr = nd_gossip_keyring_persist(n, kr);
+        persisted = perr == 0;
+        WR_INFO("node", "keyring_changed", "op=%s fingerprint=%s keys=%zu persisted=%s", opname, fp,
+                disc_keyring_count(kr), persisted ? "yes" : "no");
+        if (!persisted)
+            WR_WARN("node", "keyring_not_persisted", "file=%s err=%s",
+                    n->cfg.cluster_key_file ? n->cfg.cluster_key_file : "-", wr_err_name(perr));
+    }
+    json_t *root =
+        json_pack("{s:s, s:s, s:b, s:b, s:o}", "op", opname, "fingerprint", fp, "changed", changed,
+                  "persisted", persisted, "keys", nd_gossip_keys_json(kr));
+    return nd__json_finish(root, body) == 0 ? 200 : 500;
 }
 
 static void nd_gossip_on_handle_close(uv_handle_t *h)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "wr.h"
@@ -238,16 +239,31 @@ enum nd_admin_route {
     ND_ADMIN_R_TUNNELS,
     ND_ADMIN_R_METRICS,
     ND_ADMIN_R_MEMBERS,
-    ND_ADMIN_R__COUNT /* must be last */
+    ND_ADMIN_R_KEYRING,         /* GET: the keys' fingerprints */
+    ND_ADMIN_R_KEYRING_INSTALL, /* POST {"key": "..."} */
+    ND_ADMIN_R_KEYRING_USE,     /* POST {"key"} or {"fingerprint"} */
+    ND_ADMIN_R_KEYRING_REMOVE,  /* POST {"key"} or {"fingerprint"} */
+    ND_ADMIN_R__COUNT           /* must be last */
 };
+enum nd_admin_method { ND_ADMIN_GET = 0, ND_ADMIN_POST, ND_ADMIN_OTHER };
 /* Maps a request to an endpoint. <path> is the request target (a query string
- * is ignored). Returns 200 with *route set, 404 for an unknown path or 405 for
- * a known path with a method other than GET. */
-int nd__admin_route(bool is_get, struct wr_slice path, enum nd_admin_route *route);
-/* Renders <route> into <body>; returns the HTTP status and sets *ctype.
- * Returns 500 (body unchanged) when out of memory. */
-int nd__admin_render(struct nd_node *n, enum nd_admin_route route, struct wr_buf *body,
-                     const char **ctype);
+ * is ignored). Returns 200 with *route set, 404 for an unknown path, or 405
+ * for a known path with another method (*route set, so that the caller can
+ * say which method is allowed: nd__admin_route_method). */
+int nd__admin_route(enum nd_admin_method method, struct wr_slice path, enum nd_admin_route *route);
+enum nd_admin_method nd__admin_route_method(enum nd_admin_route route);
+/* Renders <route> for a request with body <req> into <body>; returns the HTTP
+ * status and sets *ctype. Returns 500 (body unchanged) when out of memory. */
+int nd__admin_render(struct nd_node *n, enum nd_admin_route route, struct wr_slice req,
+                     struct wr_buf *body, const char **ctype);
+/* The keyring endpoints of the admin API: ND_ADMIN_R_KEYRING lists the keys'
+ * fingerprints; install/use/remove change the live keyring and rewrite the
+ * --cluster-key file so that a restart keeps the change. Returns the HTTP
+ * status; <body> gets JSON (an "error" member when not 200). */
+int nd__gossip_keyring_api(struct nd_node *n, enum nd_admin_route op, struct wr_slice req,
+                           struct wr_buf *body);
+/* Serialises and releases <root> (NULL: WR_ENOMEM) into <body>. */
+WR_MUST_CHECK int nd__json_finish(json_t *root, struct wr_buf *body);
 /* True when /readyz answers 200. */
 bool nd__admin_is_ready(const struct nd_node *n);
 

@@ -2,7 +2,8 @@
 nodes on loopback join through the first and all see three ALIVE members; an
 agent registering on node 2 shows up in node 1's view of node 2's tunnels;
 kill -9 of node 3 is seen as DEAD by the others; SIGTERM of node 2 is seen as
-LEFT (a graceful leave, not a failure). Also checks /readyz, /metrics and
+LEFT (a graceful leave, not a failure); a node started with --advertise-addr
+127.0.0.2 behind wildcard binds is reached there. Also checks /readyz, /metrics and
 warrenctl members against a gossiping node.
 """
 import json
@@ -15,6 +16,19 @@ def members(admin):
     st, _, body = h.http_get(admin, "/v1/members", timeout=5)
     h.check(st == 200, "/v1/members answered %d" % st)
     return {m["id"]: m for m in json.loads(body)}
+
+
+def free_port():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def probes_sent(admin):
+    text = h.http_get(admin, "/metrics")[2].decode()
+    return int([l for l in text.splitlines() if l.startswith("warren_gossip_probes_total ")][0]
+               .split()[1])
 
 
 def state_of(admin, nid):
@@ -95,6 +109,29 @@ def scenario(c):
     h.check("loop_not_empty" not in n2.text(), "n2 closed every handle")
     h.check(n1.count("ev=member_left member=n2") >= 1, "n1 logged n2's leave")
     svc.close()
+
+    # --advertise-addr: n4 binds wildcards and tells the others to use
+    # 127.0.0.2; n1 reaches it there (it stays ALIVE through n1's probes).
+    port = free_port()
+    n4, i4 = c.node(node_id="n4", cluster_key=key, listen="0.0.0.0:0",
+                    gossip_addr="0.0.0.0:%d" % port, join=[i1["gossip"]],
+                    extra=["--advertise-addr", "127.0.0.2"])
+    h.wait_for(lambda: state_of(i1["admin"], "n4") == "ALIVE", 10, "n1 sees n4 ALIVE",
+               interval=0.1)
+    m4 = members(i1["admin"])["n4"]
+    tport = h.split_addr(i4["listen"])[1]
+    h.check(m4["addresses"].get("gossip") == "127.0.0.2:%d" % port, "n4's gossip address: %r" % m4)
+    h.check(m4["addresses"].get("tunnel") == "127.0.0.2:%d" % tport, "n4's tunnel address: %r" % m4)
+    h.wait_for(lambda: members(i4["admin"]).get("n1", {}).get("state") == "ALIVE", 10,
+               "n4 sees n1 ALIVE")
+    # n4 is n1's only live peer: every probe n1 sends goes to 127.0.0.2.
+    before = n1.count("ev=member_suspect member=n4")
+    p0 = probes_sent(i1["admin"])
+    h.wait_for(lambda: probes_sent(i1["admin"]) >= p0 + 4, 10, "n1 probes n4 four times")
+    h.check(n1.count("ev=member_suspect member=n4") == before, "n1 reaches n4 at 127.0.0.2")
+    h.check(state_of(i1["admin"], "n4") == "ALIVE", "n4 still ALIVE")
+    r = c.ctl("members", "--node", i1["admin"])
+    h.check("127.0.0.2:%d" % port in r.stdout, "warrenctl members shows it:\n" + r.stdout)
 
 
 h.run(scenario, "gossip_nodes")

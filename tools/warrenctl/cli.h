@@ -46,15 +46,19 @@ extern const struct cli_group cmd_keyring_group;
 extern const struct cli_group cmd_converge_group;
 
 /*
- * Options are declared per command: "--name VALUE" or "--name=VALUE", all
- * with a value, each at most once. Anything not starting with "--" is a
- * positional argument, up to <max_pos> of them. "--help"/"-h" anywhere
- * prints the command's help.
+ * Options are declared per command: "--name VALUE" or "--name=VALUE", each
+ * at most once unless repeatable, or "--name" alone for a flag. Anything not starting with "--" is
+ * a positional argument, up to <max_pos> of them. "--help"/"-h" anywhere prints the command's help.
  */
 struct cli_opt {
     const char *name; /* without the leading "--" */
     bool required;
-    const char *value; /* out: NULL when absent */
+    const char *value; /* out: NULL when absent (the last one when repeatable) */
+    bool flag;         /* takes no value: <value> is "1" when given */
+    /* Repeatable when <values> is set: every value in order, up to <max_values>. */
+    const char **values;
+    size_t max_values;
+    size_t n_values; /* out */
 };
 
 enum cli_parse_result {
@@ -104,6 +108,9 @@ struct cli_http_resp {
  * WR_ETOOBIG (body over CLI_HTTP_MAX_BODY).
  */
 int cli_http_get(const char *addr, const char *path, struct cli_http_resp *resp);
+/* The same with a method and, for a POST, a JSON <body> (NULL: none). */
+int cli_http_request(const char *addr, const char *method, const char *path, const char *body,
+                     struct cli_http_resp *resp);
 void cli_http_resp_free(struct cli_http_resp *resp);
 /* Fetches <path> from <addr> and reports failures on stderr under <cmd>:
  * returns CLI_EXIT_OK with <resp> holding a 200 answer, or the exit code

@@ -118,6 +118,12 @@ static int cli_http_send_all(int fd, const char *p, size_t len)
 
 int cli_http_get(const char *addr, const char *path, struct cli_http_resp *resp)
 {
+    return cli_http_request(addr, "GET", path, NULL, resp);
+}
+
+int cli_http_request(const char *addr, const char *method, const char *path, const char *body,
+                     struct cli_http_resp *resp)
+{
     memset(resp, 0, sizeof(*resp));
     struct sockaddr_storage ss;
     if (wr_addr_parse(addr, &ss) != 0)
@@ -130,17 +136,20 @@ int cli_http_get(const char *addr, const char *path, struct cli_http_resp *resp)
     int fd = cli_http_connect(&ss);
     if (fd < 0)
         return fd;
-    char req[1024];
+    char req[4096];
+    size_t blen = body != NULL ? strlen(body) : 0;
     int rlen = snprintf(req, sizeof(req),
-                        "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: warrenctl\r\n"
-                        "Accept: */*\r\n\r\n",
-                        path, addr);
+                        "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: warrenctl\r\n"
+                        "Accept: */*\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\n\r\n%s",
+                        method, path, addr, blen, body != NULL ? body : "");
     int err = 0;
     if (rlen < 0 || (size_t)rlen >= sizeof(req)) {
         err = WR_EUSAGE;
         goto fail;
     }
     err = cli_http_send_all(fd, req, (size_t)rlen);
+    wr_memzero(req, sizeof(req)); /* a keyring request carries a key */
     if (err != 0)
         goto fail;
     char buf[16384];

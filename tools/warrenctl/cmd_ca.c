@@ -22,7 +22,9 @@ static int cmd_ca_mkdir(const char *dir)
 
 static int cmd_ca_init(const struct cli_cmd *cmd, int argc, char **argv)
 {
-    struct cli_opt opts[] = {{"dir", true, NULL}, {"cluster", true, NULL}, {"days", false, NULL}};
+    struct cli_opt opts[] = {{.name = "dir", .required = true},
+                             {.name = "cluster", .required = true},
+                             {.name = "days", .required = false}};
     enum cli_parse_result pr = cli_parse(cmd, argc, argv, opts, WR_ARRAY_LEN(opts), NULL, 0, NULL);
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;

@@ -13,8 +13,9 @@
 static int cmd_cert_issue(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli_opt opts[] = {
-        {"ca-dir", true, NULL},  {"node-id", true, NULL}, {"out-cert", true, NULL},
-        {"out-key", true, NULL}, {"days", false, NULL},
+        {.name = "ca-dir", .required = true},   {.name = "node-id", .required = true},
+        {.name = "out-cert", .required = true}, {.name = "out-key", .required = true},
+        {.name = "days", .required = false},
     };
     enum cli_parse_result pr = cli_parse(cmd, argc, argv, opts, WR_ARRAY_LEN(opts), NULL, 0, NULL);
     if (pr != CLI_PARSE_OK)

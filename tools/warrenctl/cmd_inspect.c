@@ -28,7 +28,7 @@ static int cmd_inspect_args(const struct cli_cmd *cmd, int argc, char **argv, bo
             return cli_usage_err(cmd, "too many arguments");
         rest[nrest++] = argv[i];
     }
-    struct cli_opt opts[] = {{"node", false, NULL}};
+    struct cli_opt opts[] = {{.name = "node", .required = false}};
     enum cli_parse_result pr = cli_parse(cmd, nrest, rest, opts, WR_ARRAY_LEN(opts), NULL, 0, NULL);
     if (pr != CLI_PARSE_OK)
         return pr == CLI_PARSE_HELP ? -1 : CLI_EXIT_USAGE;

@@ -17,8 +17,9 @@
 static int cmd_token_create(const struct cli_cmd *cmd, int argc, char **argv)
 {
     struct cli_opt opts[] = {
-        {"ca-dir", true, NULL},      {"tunnel", true, NULL}, {"ttl", true, NULL},
-        {"max-weight", false, NULL}, {"out", false, NULL},
+        {.name = "ca-dir", .required = true}, {.name = "tunnel", .required = true},
+        {.name = "ttl", .required = true},    {.name = "max-weight", .required = false},
+        {.name = "out", .required = false},
     };
     enum cli_parse_result pr = cli_parse(cmd, argc, argv, opts, WR_ARRAY_LEN(opts), NULL, 0, NULL);
     if (pr != CLI_PARSE_OK)
@@ -106,7 +107,8 @@ static void cmd_token_print_claims(const struct wr_token_claims *c)
 
 static int cmd_token_inspect(const struct cli_cmd *cmd, int argc, char **argv)
 {
-    struct cli_opt opts[] = {{"ca-dir", true, NULL}, {"file", false, NULL}};
+    struct cli_opt opts[] = {{.name = "ca-dir", .required = true},
+                             {.name = "file", .required = false}};
     const char *pos[1];
     size_t n_pos = 0;
     enum cli_parse_result pr =

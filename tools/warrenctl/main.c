@@ -114,8 +114,10 @@ enum cli_parse_result cli_parse(const struct cli_cmd *cmd, int argc, char **argv
             return CLI_PARSE_HELP;
         }
     }
-    for (size_t j = 0; j < n_opts; j++)
+    for (size_t j = 0; j < n_opts; j++) {
         opts[j].value = NULL;
+        opts[j].n_values = 0;
+    }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
@@ -140,8 +142,20 @@ enum cli_parse_result cli_parse(const struct cli_cmd *cmd, int argc, char **argv
             cli_usage_err(cmd, "unknown option '--%.*s'", (int)nlen, name);
             return CLI_PARSE_ERROR;
         }
-        if (o->value != NULL) {
+        if (o->flag) {
+            if (eq != NULL) {
+                cli_usage_err(cmd, "option '--%s' takes no value", o->name);
+                return CLI_PARSE_ERROR;
+            }
+            o->value = "1";
+            continue;
+        }
+        if (o->value != NULL && o->values == NULL) {
             cli_usage_err(cmd, "option '--%s' given twice", o->name);
+            return CLI_PARSE_ERROR;
+        }
+        if (o->values != NULL && o->n_values == o->max_values) {
+            cli_usage_err(cmd, "option '--%s' given more than %zu times", o->name, o->max_values);
             return CLI_PARSE_ERROR;
         }
         if (eq != NULL) {
@@ -156,6 +170,8 @@ enum cli_parse_result cli_parse(const struct cli_cmd *cmd, int argc, char **argv
             cli_usage_err(cmd, "option '--%s' needs a non-empty value", o->name);
             return CLI_PARSE_ERROR;
         }
+        if (o->values != NULL)
+            o->values[o->n_values++] = o->value;
     }
     for (size_t j = 0; j < n_opts; j++) {
         if (opts[j].required && opts[j].value == NULL) {

@@ -32,6 +32,13 @@ WR_MUST_CHECK int wr_sign_verify(const uint8_t pk[WR_SIGN_PK_LEN], const uint8_t
  * WR_ETOOBIG; decode returns the decoded length or WR_EPROTO/WR_ETOOBIG. */
 WR_MUST_CHECK ssize_t wr_b64url_encode(const uint8_t *in, size_t len, char *out, size_t outlen);
 WR_MUST_CHECK ssize_t wr_b64url_decode(const char *in, size_t len, uint8_t *out, size_t outlen);
+/* Decodes a key written as base64 text: base64url or standard alphabet,
+ * padding and surrounding whitespace allowed. Returns the decoded length
+ * (which the caller checks), or WR_EPROTO / WR_ETOOBIG. */
+WR_MUST_CHECK ssize_t wr_b64_decode_lenient(const char *in, size_t len, uint8_t *out,
+                                            size_t outlen);
+/* BLAKE2b of <in> into <outlen> (16..64) bytes: fingerprints, not passwords. */
+void wr_hash(uint8_t *out, size_t outlen, const void *in, size_t inlen);
 /* Constant-time equality. */
 bool wr_ct_eq(const void *a, const void *b, size_t len);
 void wr_memzero(void *p, size_t len);

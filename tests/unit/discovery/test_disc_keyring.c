@@ -184,7 +184,78 @@ TEST(keyring_opens_with_any_of_many_keys)
     disc_keyring_free(sender);
 }
 
+/* The --cluster-key file: parse what format wrote, comments, both base64
+ * alphabets, and the errors with the line they name. */
+TEST(keyring_text_parse_and_format)
+{
+    ASSERT_OK(wr_crypto_init());
+    uint8_t k1[DISC_KEY_LEN], k2[DISC_KEY_LEN], got[DISC_KEY_LEN];
+    key_fill(k1, 0xfb); /* 0xfb.. encodes with '-' and '_' in base64url */
+    key_fill(k2, 2);
+    struct disc_keyring *kr = disc_keyring_new(k1);
+    ASSERT_OK(disc_keyring_install(kr, k2));
+    struct wr_buf text = {0};
+    ASSERT_OK(disc_keyring_format(kr, &text));
+    disc_keyring_free(kr);
+
+    struct disc_keyring *back = NULL;
+    size_t bad = 99;
+    ASSERT_OK(disc_keyring_parse((const char *)text.data, text.len, &back, &bad));
+    ASSERT_EQ(0, bad);
+    ASSERT_EQ(2, disc_keyring_count(back));
+    ASSERT(disc_keyring_get(back, 0, got));
+    ASSERT(memcmp(got, k1, DISC_KEY_LEN) == 0); /* the primary stays first */
+    ASSERT(disc_keyring_get(back, 1, got));
+    ASSERT(memcmp(got, k2, DISC_KEY_LEN) == 0);
+    disc_keyring_free(back);
+    wr_buf_free(&text);
+
+    /* Standard alphabet with padding, CRLF, comments, blank lines, a duplicate. */
+    static const char std[] = "# ours\r\n\n  +/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s=  \r\n"
+                              "+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s=\n";
+    ASSERT_OK(disc_keyring_parse(std, sizeof(std) - 1, &back, &bad));
+    ASSERT_EQ(1, disc_keyring_count(back));
+    ASSERT(disc_keyring_get(back, 0, got));
+    ASSERT(memcmp(got, k1, DISC_KEY_LEN) == 0);
+    disc_keyring_free(back);
+
+    static const char short_key[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\nAAAA\n";
+    ASSERT_EQ(WR_EPROTO, disc_keyring_parse(short_key, sizeof(short_key) - 1, &back, &bad));
+    ASSERT_EQ(2, bad);
+    static const char junk[] = "not a key at all!";
+    ASSERT_EQ(WR_EPROTO, disc_keyring_parse(junk, sizeof(junk) - 1, &back, &bad));
+    ASSERT_EQ(1, bad);
+    static const char none[] = "# nothing\n\n";
+    ASSERT_EQ(WR_EUSAGE, disc_keyring_parse(none, sizeof(none) - 1, &back, &bad));
+    ASSERT_EQ(WR_EUSAGE, disc_keyring_parse("", 0, &back, &bad));
+
+    /* Nine distinct keys: one more than a keyring holds. */
+    struct wr_buf many = {0};
+    for (uint8_t i = 0; i <= DISC_KEYRING_MAX; i++) {
+        uint8_t k[DISC_KEY_LEN];
+        char line[64];
+        key_fill(k, (uint8_t)(i + 10));
+        ssize_t n = wr_b64url_encode(k, sizeof(k), line, sizeof(line) - 1);
+        ASSERT(n > 0);
+        line[n] = '\n';
+        ASSERT_OK(wr_buf_append(&many, line, (size_t)n + 1));
+    }
+    ASSERT_EQ(WR_ELIMIT, disc_keyring_parse((const char *)many.data, many.len, &back, &bad));
+    wr_buf_free(&many);
+
+    /* Fingerprints: stable, distinct, 16 hex digits. */
+    char f1[DISC_KEY_FP_LEN], f1b[DISC_KEY_FP_LEN], f2[DISC_KEY_FP_LEN];
+    disc_key_fingerprint(k1, f1);
+    disc_key_fingerprint(k1, f1b);
+    disc_key_fingerprint(k2, f2);
+    ASSERT_STR_EQ(f1, f1b);
+    ASSERT(strcmp(f1, f2) != 0);
+    ASSERT_EQ(16, strlen(f1));
+    ASSERT_EQ(16, strspn(f1, "0123456789abcdef"));
+}
+
 TEST_MAIN(TEST_ENTRY(keyring_seal_open_roundtrip_and_format),
+          TEST_ENTRY(keyring_text_parse_and_format),
           TEST_ENTRY(keyring_refuses_tampered_and_foreign),
           TEST_ENTRY(keyring_rotation_across_a_cluster), TEST_ENTRY(keyring_limit),
           TEST_ENTRY(keyring_opens_with_any_of_many_keys))

@@ -71,7 +71,8 @@ static const uint8_t key_good[DISC_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8};
 static const uint8_t key_bad[DISC_KEY_LEN] = {9, 9, 9};
 static const uint8_t key_new[DISC_KEY_LEN] = {42, 42, 42, 42};
 
-static void start(int i, const char *id, const uint8_t *key)
+/* Starts member <i> bound to <bind>; <reap_ms> 0 keeps the default. */
+static void start_on(int i, const char *id, const uint8_t *key, const char *bind, uint32_t reap_ms)
 {
     struct disc_cluster_config cfg = {0};
     memset(&nodes[i], 0, sizeof(nodes[i]));
@@ -83,7 +84,9 @@ static void start(int i, const char *id, const uint8_t *key)
     cfg.swim.pushpull_interval_ms = 2000;
     snprintf(cfg.self.id, sizeof(cfg.self.id), "%s", id);
     snprintf(cfg.self.addr[DISC_ADDR_TUNNEL], DISC_ADDR_MAX, "127.0.0.1:%d", 8000 + i);
-    cfg.bind = "127.0.0.1:0";
+    cfg.swim.reap_ms = reap_ms;
+    cfg.swim.reconnect_interval_ms = reap_ms > 0 ? 200 : 0;
+    cfg.bind = bind;
     cfg.event_cb = on_event;
     cfg.event_arg = &nodes[i];
     cfg.join_backoff_min_ms = 50;
@@ -91,6 +94,11 @@ static void start(int i, const char *id, const uint8_t *key)
     struct disc_keyring *kr = disc_keyring_new(key);
     ASSERT(kr != NULL);
     ASSERT_OK(disc_cluster_start(&loop, &cfg, kr, &nodes[i].c));
+}
+
+static void start(int i, const char *id, const uint8_t *key)
+{
+    start_on(i, id, key, "127.0.0.1:0", 0);
 }
 
 static void join(int i, int seed)
@@ -260,6 +268,48 @@ TEST(loop_cluster_converge_fail_leave_rejoin_wrong_key)
         uv_run(&loop, UV_RUN_ONCE);
     for (int i = 0; i < N + 2; i++)
         ASSERT(nodes[i].closed);
+    ASSERT_EQ(0, uv_loop_close(&loop));
+}
+
+static bool pred_alone(void *arg)
+{
+    return disc_cluster_member_count(nodes[*(int *)arg].c) == 1;
+}
+
+/*
+ * A member whose only peer died and was reaped is alone; when the peer comes
+ * back at its seed address (without joining anyone), the lone member dials
+ * its seeds again and they find each other. Without the rejoin they would
+ * stay two clusters of one: nothing else remembers the address.
+ */
+TEST(loop_rejoin_seeds_when_alone)
+{
+    ASSERT_OK(wr_crypto_init());
+    wr_log_level_cur = WR_LOG_WARN;
+    ASSERT_OK(uv_loop_init(&loop));
+    start_on(1, "n1", key_good, "127.0.0.1:0", 400);
+    char seed[WR_ADDR_STRLEN];
+    snprintf(seed, sizeof(seed), "%s", disc_cluster_addr(nodes[1].c));
+    start_on(0, "n0", key_good, "127.0.0.1:0", 400);
+    join(0, 1);
+    struct see alive1 = {"n1", DISC_MEMBER_ST_ALIVE};
+    ASSERT(run_until(pred_all_see, &alive1, 5000));
+
+    stop(1);
+    int zero = 0;
+    ASSERT(run_until(pred_alone, &zero, 10000));
+    ASSERT(disc_cluster_find(nodes[0].c, "n1") == NULL);
+
+    start_on(1, "n1", key_good, seed, 400);
+    ASSERT(run_until(pred_all_see, &alive1, 10000));
+    int one = 1;
+    ASSERT(!pred_alone(&one));
+
+    stop(0);
+    stop(1);
+    for (int i = 0; i < 100 && uv_loop_alive(&loop); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT(nodes[0].closed && nodes[1].closed);
     ASSERT_EQ(0, uv_loop_close(&loop));
 }
 
@@ -495,6 +545,6 @@ TEST(loop_close_from_event_callback)
 }
 
 TEST_MAIN(TEST_ENTRY(loop_cluster_converge_fail_leave_rejoin_wrong_key),
-          TEST_ENTRY(loop_start_rejects_bad_config),
+          TEST_ENTRY(loop_rejoin_seeds_when_alone), TEST_ENTRY(loop_start_rejects_bad_config),
           TEST_ENTRY(loop_hostile_input_dropped_and_counted),
           TEST_ENTRY(loop_close_from_event_callback))

@@ -47,19 +47,28 @@ static ssize_t test_feed(struct nd_admin_sess *s, const char *str)
 TEST(route_paths)
 {
     enum nd_admin_route r = ND_ADMIN_R__COUNT;
-    ASSERT_EQ(200, nd__admin_route(true, wr_slice_str("/healthz"), &r));
+    ASSERT_EQ(200, nd__admin_route(ND_ADMIN_GET, wr_slice_str("/healthz"), &r));
     ASSERT_EQ(ND_ADMIN_R_HEALTHZ, r);
-    ASSERT_EQ(200, nd__admin_route(true, wr_slice_str("/metrics?name[]=x"), &r));
+    ASSERT_EQ(200, nd__admin_route(ND_ADMIN_GET, wr_slice_str("/metrics?name[]=x"), &r));
     ASSERT_EQ(ND_ADMIN_R_METRICS, r);
-    ASSERT_EQ(200, nd__admin_route(true, wr_slice_str("/v1/tunnels"), &r));
+    ASSERT_EQ(200, nd__admin_route(ND_ADMIN_GET, wr_slice_str("/v1/tunnels"), &r));
     ASSERT_EQ(ND_ADMIN_R_TUNNELS, r);
-    ASSERT_EQ(200, nd__admin_route(true, wr_slice_str("/v1/self"), &r));
+    ASSERT_EQ(200, nd__admin_route(ND_ADMIN_GET, wr_slice_str("/v1/self"), &r));
     ASSERT_EQ(ND_ADMIN_R_SELF, r);
-    ASSERT_EQ(405, nd__admin_route(false, wr_slice_str("/readyz"), &r));
-    ASSERT_EQ(404, nd__admin_route(true, wr_slice_str("/healthzz"), &r));
-    ASSERT_EQ(404, nd__admin_route(true, wr_slice_str("/v1/"), &r));
-    ASSERT_EQ(404, nd__admin_route(false, wr_slice_str("/nope"), &r));
-    ASSERT_EQ(404, nd__admin_route(true, wr_slice_str(""), &r));
+    ASSERT_EQ(405, nd__admin_route(ND_ADMIN_POST, wr_slice_str("/readyz"), &r));
+    ASSERT_EQ(404, nd__admin_route(ND_ADMIN_GET, wr_slice_str("/healthzz"), &r));
+    ASSERT_EQ(404, nd__admin_route(ND_ADMIN_GET, wr_slice_str("/v1/"), &r));
+    ASSERT_EQ(404, nd__admin_route(ND_ADMIN_POST, wr_slice_str("/nope"), &r));
+    ASSERT_EQ(404, nd__admin_route(ND_ADMIN_GET, wr_slice_str(""), &r));
+    /* The keyring: a GET to list, POSTs to change, and the other way round is 405. */
+    ASSERT_EQ(200, nd__admin_route(ND_ADMIN_GET, wr_slice_str("/v1/keyring"), &r));
+    ASSERT_EQ(ND_ADMIN_R_KEYRING, r);
+    ASSERT_EQ(200, nd__admin_route(ND_ADMIN_POST, wr_slice_str("/v1/keyring/install"), &r));
+    ASSERT_EQ(ND_ADMIN_R_KEYRING_INSTALL, r);
+    ASSERT_EQ(405, nd__admin_route(ND_ADMIN_GET, wr_slice_str("/v1/keyring/remove"), &r));
+    ASSERT_EQ(ND_ADMIN_POST, nd__admin_route_method(r));
+    ASSERT_EQ(405, nd__admin_route(ND_ADMIN_OTHER, wr_slice_str("/v1/members"), &r));
+    ASSERT_EQ(ND_ADMIN_GET, nd__admin_route_method(r));
 }
 
 TEST(prom_format_escapes)
@@ -335,15 +344,15 @@ TEST(readyz_follows_drain)
     ASSERT(nd__admin_is_ready(n));
     struct wr_buf b = {0};
     const char *ctype = NULL;
-    ASSERT_EQ(200, nd__admin_render(n, ND_ADMIN_R_READYZ, &b, &ctype));
+    ASSERT_EQ(200, nd__admin_render(n, ND_ADMIN_R_READYZ, wr_slice_make(NULL, 0), &b, &ctype));
     n->draining = true;
     ASSERT(!nd__admin_is_ready(n));
     wr_buf_free(&b);
-    ASSERT_EQ(503, nd__admin_render(n, ND_ADMIN_R_READYZ, &b, &ctype));
+    ASSERT_EQ(503, nd__admin_render(n, ND_ADMIN_R_READYZ, wr_slice_make(NULL, 0), &b, &ctype));
     ASSERT_OK(wr_buf_append(&b, "", 1));
     ASSERT_STR_EQ("draining\n", (char *)b.data + b.off);
     wr_buf_free(&b);
-    ASSERT_EQ(200, nd__admin_render(n, ND_ADMIN_R_SELF, &b, &ctype));
+    ASSERT_EQ(200, nd__admin_render(n, ND_ADMIN_R_SELF, wr_slice_make(NULL, 0), &b, &ctype));
     ASSERT_STR_EQ("application/json", ctype);
     ASSERT_OK(wr_buf_append(&b, "", 1));
     ASSERT(strstr((char *)b.data, "\"state\": \"draining\"") != NULL);
