@@ -32,10 +32,13 @@ static const char ag_usage[] =
     "  --backoff-base DUR     first reconnect delay ceiling (default 250ms)\n"
     "  --backoff-max DUR      reconnect delay cap (default 30s)\n"
     "  --window SIZE          per-stream flow-control window (default 4M)\n"
+    "  --max-dials N          dials in flight at once while joining nodes (default 8)\n"
+    "  --metrics-file FILE    write pool metrics here (Prometheus text) as they change\n"
     "  --log-level LEVEL      error|warn|info|debug|trace (default info)\n"
     "  -h, --help             this text\n"
     "\n"
-    "Signals: SIGTERM/SIGINT close the tunnel and exit; SIGUSR1 logs a status line.\n";
+    "Holds one tunnel per live node: the nodes' discovery lists say which exist.\n"
+    "Signals: SIGTERM/SIGINT close the tunnels and exit; SIGUSR1 logs a status line.\n";
 
 enum {
     AG_OPT_PROXY = 256,
@@ -53,6 +56,8 @@ enum {
     AG_OPT_BACKOFF_MAX,
     AG_OPT_WINDOW,
     AG_OPT_LOG_LEVEL,
+    AG_OPT_MAX_DIALS,
+    AG_OPT_METRICS_FILE,
 };
 
 static const struct option ag_options[] = {
@@ -71,6 +76,8 @@ static const struct option ag_options[] = {
     {"backoff-max", required_argument, NULL, AG_OPT_BACKOFF_MAX},
     {"window", required_argument, NULL, AG_OPT_WINDOW},
     {"log-level", required_argument, NULL, AG_OPT_LOG_LEVEL},
+    {"max-dials", required_argument, NULL, AG_OPT_MAX_DIALS},
+    {"metrics-file", required_argument, NULL, AG_OPT_METRICS_FILE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -169,6 +176,12 @@ int main(int argc, char **argv)
             break;
         case AG_OPT_WINDOW:
             cfg.window = (uint32_t)wr_flags_size("--window", optarg, 65536, 1u << 30);
+            break;
+        case AG_OPT_MAX_DIALS:
+            cfg.max_dials = (uint32_t)wr_flags_uint("--max-dials", optarg, 1, 256);
+            break;
+        case AG_OPT_METRICS_FILE:
+            cfg.metrics_file = optarg;
             break;
         case AG_OPT_LOG_LEVEL:
             wr_flags_log_level(optarg);

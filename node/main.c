@@ -42,6 +42,14 @@ static const char nd_usage[] =
     "  --advertise-addr IP      the IP other nodes reach this node at, advertised in\n"
     "                           gossip (default: the --listen IP when specific, else\n"
     "                           the first non-loopback IPv4 of this host)\n"
+    "  --advertise-tunnel-addr HOST:PORT\n"
+    "                           where agents may dial this node directly, sent in\n"
+    "                           discovery lists (default: none, agents use the fleet\n"
+    "                           address with SNI <node-id>.<cluster>)\n"
+    "  --peer-addr ADDR         mutual-TLS listener for other nodes' peer links, which\n"
+    "                           carry visitors for tunnels with no agent on the node\n"
+    "                           they reached (default 0.0.0.0:7444; with gossip only;\n"
+    "                           'off' disables forwarding)\n"
     "  --ready-file FILE        write the bound addresses here once listening\n"
     "  --log-level LEVEL        error|warn|info|debug|trace (default info)\n"
     "  -h, --help               this text\n"
@@ -70,6 +78,8 @@ enum {
     ND_OPT_GOSSIP_ADDR,
     ND_OPT_JOIN,
     ND_OPT_ADVERTISE_ADDR,
+    ND_OPT_ADVERTISE_TUNNEL_ADDR,
+    ND_OPT_PEER_ADDR,
 };
 
 static const struct option nd_options[] = {
@@ -93,6 +103,8 @@ static const struct option nd_options[] = {
     {"gossip-addr", required_argument, NULL, ND_OPT_GOSSIP_ADDR},
     {"join", required_argument, NULL, ND_OPT_JOIN},
     {"advertise-addr", required_argument, NULL, ND_OPT_ADVERTISE_ADDR},
+    {"advertise-tunnel-addr", required_argument, NULL, ND_OPT_ADVERTISE_TUNNEL_ADDR},
+    {"peer-addr", required_argument, NULL, ND_OPT_PEER_ADDR},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -242,6 +254,15 @@ int main(int argc, char **argv)
             cfg.advertise_host = optarg;
             break;
         }
+        case ND_OPT_ADVERTISE_TUNNEL_ADDR: {
+            const char *colon = strrchr(optarg, ':');
+            uint64_t port = 0;
+            if (colon == NULL || colon == optarg || strlen(optarg) >= 64 ||
+                wr_parse_uint(colon + 1, 1, 65535, &port) != 0 || strchr(optarg, ' ') != NULL)
+                wr_flags_fail("invalid --advertise-tunnel-addr '%s' (use HOST:PORT)", optarg);
+            cfg.advertise_tunnel_addr = optarg;
+            break;
+        }
         case ND_OPT_JOIN: {
             struct sockaddr_storage ss;
             if (cfg.n_joins == ND_MAX_JOINS)
@@ -251,6 +272,12 @@ int main(int argc, char **argv)
             cfg.joins[cfg.n_joins++] = optarg;
             break;
         }
+        case ND_OPT_PEER_ADDR:
+            cfg.peer_enabled = strcmp(optarg, "off") != 0;
+            cfg.peer_addr_set = cfg.peer_enabled;
+            if (cfg.peer_enabled && wr_addr_parse(optarg, &cfg.peer_addr) != 0)
+                wr_flags_fail("invalid --peer-addr '%s' (use IP:PORT or off)", optarg);
+            break;
         case 'h':
             fputs(nd_usage, stdout);
             return 0;

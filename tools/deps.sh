@@ -6,9 +6,9 @@ build_pkgs="build-essential cmake pkg-config libuv1-dev libwolfssl-dev libmsgpac
   libsodium-dev libssl-dev libjansson-dev libhttp-parser-dev libwslay-dev python3"
 case "${1:-build}" in
   build) pkgs="$build_pkgs" ;;
-  test)  pkgs="$build_pkgs curl openssl iproute2 iptables procps clang-format" ;;
+  test)  pkgs="$build_pkgs curl openssl iproute2 iptables procps clang-format haproxy" ;;
   demo)  pkgs="$build_pkgs curl procps" ;;
-  bench) pkgs="$build_pkgs iperf3 haproxy openssh-server openssh-client procps" ;;
+  bench) pkgs="$build_pkgs iperf3 haproxy openssh-server openssh-client procps serf" ;;
   *) echo "usage: $0 build|test|demo|bench" >&2; exit 1 ;;
 esac
 missing=""

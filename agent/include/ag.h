@@ -1,7 +1,8 @@
 /*
  * ag.h: the agent. It dials out to the fleet (never listens), registers its
- * tunnel with a signed token, and relays each stream the node opens to the
- * named local service. main.c parses flags into struct ag_config.
+ * tunnel with a signed token on every live node it hears of, and relays each
+ * stream a node opens to the named local service. main.c parses flags into
+ * struct ag_config.
  */
 #ifndef AG_H
 #define AG_H
@@ -38,6 +39,8 @@ struct ag_config {
     uint32_t backoff_max_ms;
     uint32_t window;
     uint32_t max_streams;
+    uint32_t max_dials;       /* dials in flight at once (default 8) */
+    const char *metrics_file; /* Prometheus text rewritten on pool changes; NULL: none */
 };
 
 void ag_config_init(struct ag_config *cfg);
@@ -48,7 +51,7 @@ struct ag_agent;
 struct ag_agent *ag_agent_new(uv_loop_t *loop, const struct ag_config *cfg, int *err);
 /* Starts dialing; handles SIGTERM/SIGINT (stop) and SIGUSR1 (status line). */
 int ag_agent_start(struct ag_agent *a);
-/* Closes the tunnel and every stream; uv_run returns afterwards. */
+/* Closes every link and stream; uv_run returns afterwards. */
 void ag_agent_stop(struct ag_agent *a);
 void ag_agent_free(struct ag_agent *a);
 

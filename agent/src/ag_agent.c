@@ -1,90 +1,173 @@
 /*
- * ag_agent.c: the agent's tunnel link and its dial loop: resolve the fleet
- * address, dial with TLS (verifying the node against the cluster CA), send
- * HELLO, wait for WELCOME, then serve the streams the node opens by dialing
- * the named local service. On any loss, back off (exponential, full jitter,
- * capped) and dial again. Relaying bytes is wr_relay's job.
+ * ag_agent.c: the agent. It holds a pool of tunnel links, one per live node:
+ * the first dial goes to the fleet address (a load balancer, or one node);
+ * every node's WELCOME and DISCOVERY lists name the live nodes, and the
+ * agent keeps dialing (targeted when a node has a direct address, else
+ * through the fleet with the node's SNI) until it holds a link to each.
+ * Duplicates are closed as soon as TLS names the node. Streams the nodes
+ * open are served by dialing the named local service. docs/pool.md has the
+ * algorithm; ag_pool.c the bookkeeping, ag_link.c one link.
  */
 #include "ag_int.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum ag_link_state {
-    AG_LINK_ST_IDLE = 0,    /* nothing started */
-    AG_LINK_ST_RESOLVING,   /* getaddrinfo on the fleet address */
-    AG_LINK_ST_CONNECTING,  /* TCP connect and TLS handshake */
-    AG_LINK_ST_REGISTERING, /* HELLO sent, waiting for WELCOME */
-    AG_LINK_ST_READY,       /* registered; the node may open streams */
-    AG_LINK_ST_DRAINING,    /* the node sent GOAWAY; open streams finish */
-    AG_LINK_ST_CLOSING,     /* connection closing; then BACKOFF or stop */
-    AG_LINK_ST_BACKOFF,     /* waiting out a jittered delay before the next dial */
-    AG_LINK_ST__COUNT       /* must be last */
-};
-
-static const char *const ag_link_state_names[AG_LINK_ST__COUNT] = {
-    "IDLE", "RESOLVING", "CONNECTING", "REGISTERING", "READY", "DRAINING", "CLOSING", "BACKOFF"};
-
-#define AG_BIT(s) (1u << (s))
-static const uint32_t ag_link_allowed[AG_LINK_ST__COUNT] = {
-    [AG_LINK_ST_IDLE] = AG_BIT(AG_LINK_ST_RESOLVING) | AG_BIT(AG_LINK_ST_CLOSING),
-    [AG_LINK_ST_RESOLVING] =
-        AG_BIT(AG_LINK_ST_CONNECTING) | AG_BIT(AG_LINK_ST_BACKOFF) | AG_BIT(AG_LINK_ST_CLOSING),
-    [AG_LINK_ST_CONNECTING] = AG_BIT(AG_LINK_ST_REGISTERING) | AG_BIT(AG_LINK_ST_CLOSING),
-    [AG_LINK_ST_REGISTERING] = AG_BIT(AG_LINK_ST_READY) | AG_BIT(AG_LINK_ST_CLOSING),
-    [AG_LINK_ST_READY] = AG_BIT(AG_LINK_ST_DRAINING) | AG_BIT(AG_LINK_ST_CLOSING),
-    [AG_LINK_ST_DRAINING] = AG_BIT(AG_LINK_ST_CLOSING),
-    [AG_LINK_ST_CLOSING] = AG_BIT(AG_LINK_ST_BACKOFF) | AG_BIT(AG_LINK_ST_IDLE),
-    [AG_LINK_ST_BACKOFF] = AG_BIT(AG_LINK_ST_RESOLVING) | AG_BIT(AG_LINK_ST_IDLE),
-};
-
-struct ag_link {
-    struct ag_agent *agent;
-    enum ag_link_state state;
-    struct wr_conn *conn;
-    struct wr_mux *mux;
-    uv_getaddrinfo_t gai;
-    uv_timer_t timer; /* backoff, HELLO deadline, then keepalive */
-    bool gai_pending;
-    uint32_t attempt; /* dials since the last READY */
-    uint64_t last_rx_ms;
-    uint64_t rtt_us;
-    uint32_t ping_interval_ms;
-    uint32_t ping_timeout_ms;
-    char node_id[WR_ID_MAX + 1];
-    char addr_str[WR_ADDR_STRLEN];
-};
+/* Retry of a dial that landed on a node already held: short, jittered. */
+#define AG_DUP_BACKOFF_BASE_MS 10
+#define AG_DUP_BACKOFF_MAX_MS 200
+/* Duplicates in a row for one node before its retries back off like
+ * failures: 8 x the nodes wanted, at least 64. Behind a random balancer a
+ * dial reaches a given node with probability 1/N, so the chance of missing
+ * it 8N times in a row is e^-8; past that, the fleet address does not lead
+ * there (one node given as --proxy, or the node not behind the balancer). */
+#define AG_DUP_STREAK_MIN 64
+#define AG_DUP_STREAK_PER_NODE 8
+/* A node that sent GOAWAY is dialed again this long after its link closed
+ * if it is still listed (a restart that gossip did not show as a leave). */
+#define AG_GOAWAY_REDIAL_MS 1000
 
 struct ag_agent {
     uv_loop_t *loop;
     struct ag_config cfg;
     char token[WR_TOKEN_MAX + 1];
-    char sni[AG_HOST_MAX + 1];
+    char cluster[AG_HOST_MAX + 1]; /* from the CA: node SNI is <node>.<cluster> */
+    char sni[AG_HOST_MAX + 1];     /* blind dials: --sni, or the cluster name */
     struct wr_tls_ctx *tls;
-    struct ag_link link;
+    struct ag_pool pool;
+    struct ag_link links; /* list head */
+    uint32_t n_links, n_dialing;
+    uv_timer_t pool_timer;
     uv_signal_t sig_term, sig_int, sig_usr1;
     uint32_t n_relays;
-    uint64_t streams_served, streams_refused, dials, registrations;
+    uint64_t streams_served, streams_refused, registrations, duplicates, dial_failures;
+    uint64_t dials[3]; /* direct, fleet (aimed by SNI), blind */
+    size_t last_wanted, last_held, last_dialing;
+    bool status_logged;
     int pending_closes;
     bool stopping;
 };
 
-static void ag_link_dial(struct ag_link *l);
-static void ag_link_on_timer(uv_timer_t *t);
+enum { AG_DIAL_DIRECT = 0, AG_DIAL_FLEET, AG_DIAL_BLIND };
+static const char *const ag_dial_kind_names[3] = {"direct", "fleet", "blind"};
 
-static void ag_link_set_state(struct ag_link *l, enum ag_link_state to, const char *reason)
+const struct ag_config *ag__agent_cfg(const struct ag_agent *a)
 {
-    enum ag_link_state from = l->state;
-    if (!(ag_link_allowed[from] & AG_BIT(to))) {
-        WR_ERROR("agent", "link_bad_transition", "from=%s to=%s", ag_link_state_names[from],
-                 ag_link_state_names[to]);
-        WR_ASSERT(!"illegal link state transition");
-    }
-    l->state = to;
-    WR_DEBUG("agent", "link_state", "from=%s to=%s reason=%s", ag_link_state_names[from],
-             ag_link_state_names[to], reason);
+    return &a->cfg;
+}
+
+uv_loop_t *ag__agent_loop(const struct ag_agent *a)
+{
+    return a->loop;
+}
+
+struct wr_tls_ctx *ag__agent_tls(const struct ag_agent *a)
+{
+    return a->tls;
+}
+
+const char *ag__agent_token(const struct ag_agent *a)
+{
+    return a->token;
+}
+
+static void ag_agent_kick(struct ag_agent *a);
+
+/* ---- status ---------------------------------------------------------------- */
+
+static size_t ag_agent_held(const struct ag_agent *a)
+{
+    size_t k = 0;
+    for (const struct ag_link *l = a->links.next; l != &a->links; l = l->next)
+        k += l->state == AG_LINK_ST_READY;
+    return k;
+}
+
+/* The Prometheus text file of --metrics-file (node_exporter's textfile
+ * convention), rewritten atomically whenever the pool changes. */
+static void ag_agent_write_metrics(struct ag_agent *a, size_t wanted, size_t held)
+{
+    if (a->cfg.metrics_file == NULL)
+        return;
+    char text[2048];
+    int n = snprintf(
+        text, sizeof(text),
+        "# HELP warren_agent_nodes_wanted Live nodes the discovery lists name.\n"
+        "# TYPE warren_agent_nodes_wanted gauge\nwarren_agent_nodes_wanted %zu\n"
+        "# HELP warren_agent_nodes_held Nodes with a registered tunnel (no GOAWAY).\n"
+        "# TYPE warren_agent_nodes_held gauge\nwarren_agent_nodes_held %zu\n"
+        "# HELP warren_agent_dials_in_flight Dials not yet registered.\n"
+        "# TYPE warren_agent_dials_in_flight gauge\nwarren_agent_dials_in_flight %u\n"
+        "# HELP warren_agent_dials_total Dials started, by kind.\n"
+        "# TYPE warren_agent_dials_total counter\n"
+        "warren_agent_dials_total{kind=\"direct\"} %llu\n"
+        "warren_agent_dials_total{kind=\"fleet\"} %llu\n"
+        "warren_agent_dials_total{kind=\"blind\"} %llu\n"
+        "# HELP warren_agent_dial_duplicates_total Dials that landed on a node already held.\n"
+        "# TYPE warren_agent_dial_duplicates_total counter\n"
+        "warren_agent_dial_duplicates_total %llu\n"
+        "# HELP warren_agent_dial_failures_total Dials that ended before registering.\n"
+        "# TYPE warren_agent_dial_failures_total counter\n"
+        "warren_agent_dial_failures_total %llu\n"
+        "# HELP warren_agent_registrations_total WELCOMEs received.\n"
+        "# TYPE warren_agent_registrations_total counter\n"
+        "warren_agent_registrations_total %llu\n"
+        "# HELP warren_agent_streams_total Streams served.\n"
+        "# TYPE warren_agent_streams_total counter\nwarren_agent_streams_total %llu\n"
+        "# HELP warren_agent_streams_refused_total Streams refused (service unknown or down).\n"
+        "# TYPE warren_agent_streams_refused_total counter\n"
+        "warren_agent_streams_refused_total %llu\n",
+        wanted, held, a->n_dialing, (unsigned long long)a->dials[AG_DIAL_DIRECT],
+        (unsigned long long)a->dials[AG_DIAL_FLEET], (unsigned long long)a->dials[AG_DIAL_BLIND],
+        (unsigned long long)a->duplicates, (unsigned long long)a->dial_failures,
+        (unsigned long long)a->registrations, (unsigned long long)a->streams_served,
+        (unsigned long long)a->streams_refused);
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return;
+    int err = wr_write_file(a->cfg.metrics_file, text, (size_t)n, 0644);
+    if (err != 0)
+        WR_WARN("agent", "metrics_file_failed", "file=%s err=%s", a->cfg.metrics_file,
+                wr_err_name(err));
+}
+
+/* Logs the pool's shape when it changed (info for wanted and held, debug
+ * for dials in flight) and rewrites the metrics file. */
+static void ag_agent_pool_status(struct ag_agent *a)
+{
+    size_t wanted = ag__pool_wanted(&a->pool), held = ag_agent_held(a);
+    bool shape = !a->status_logged || wanted != a->last_wanted || held != a->last_held;
+    if (!shape && a->n_dialing == a->last_dialing)
+        return;
+    a->status_logged = true;
+    a->last_wanted = wanted;
+    a->last_held = held;
+    a->last_dialing = a->n_dialing;
+    if (shape)
+        WR_INFO("agent", "pool", "wants=%zu holds=%zu dialing=%u dials=%llu duplicates=%llu",
+                wanted, held, a->n_dialing,
+                (unsigned long long)(a->dials[0] + a->dials[1] + a->dials[2]),
+                (unsigned long long)a->duplicates);
+    else
+        WR_DEBUG("agent", "pool", "wants=%zu holds=%zu dialing=%u", wanted, held, a->n_dialing);
+    ag_agent_write_metrics(a, wanted, held);
+}
+
+static void ag_agent_log_status(struct ag_agent *a)
+{
+    WR_INFO("agent", "status",
+            "tunnel=%s wants=%zu holds=%zu dialing=%u relays=%u streams=%llu refused=%llu "
+            "dials=%llu duplicates=%llu registrations=%llu",
+            a->cfg.tunnel, ag__pool_wanted(&a->pool), ag_agent_held(a), a->n_dialing, a->n_relays,
+            (unsigned long long)a->streams_served, (unsigned long long)a->streams_refused,
+            (unsigned long long)(a->dials[0] + a->dials[1] + a->dials[2]),
+            (unsigned long long)a->duplicates, (unsigned long long)a->registrations);
+    for (const struct ag_link *l = a->links.next; l != &a->links; l = l->next)
+        WR_INFO("agent", "status_link",
+                "node=%s target=%s addr=%s state=%s rtt_us=%llu streams=%zu",
+                l->node_id[0] ? l->node_id : "-", l->target[0] ? l->target : "-",
+                l->addr_str[0] ? l->addr_str : "-", ag__link_state_str(l->state),
+                (unsigned long long)l->rtt_us, ag__link_streams(l));
 }
 
 /* ---- stop ----------------------------------------------------------------- */
@@ -104,18 +187,18 @@ static void ag_agent_close_handle(struct ag_agent *a, uv_handle_t *h)
     uv_close(h, ag_agent_on_handle_close);
 }
 
-/* Once stopping, and the link is idle and every relay finished, close the rest. */
+/* Once stopping, every link gone and every relay finished, close the rest. */
 static void ag_agent_maybe_stopped(struct ag_agent *a)
 {
-    if (!a->stopping || a->link.state != AG_LINK_ST_IDLE || a->link.gai_pending || a->n_relays > 0)
+    if (!a->stopping || a->n_links > 0 || a->n_relays > 0)
         return;
-    ag_agent_close_handle(a, (uv_handle_t *)&a->link.timer);
+    ag_agent_close_handle(a, (uv_handle_t *)&a->pool_timer);
     ag_agent_close_handle(a, (uv_handle_t *)&a->sig_term);
     ag_agent_close_handle(a, (uv_handle_t *)&a->sig_int);
     ag_agent_close_handle(a, (uv_handle_t *)&a->sig_usr1);
 }
 
-/* ---- link teardown and backoff ---------------------------------------------- */
+/* ---- backoff ---------------------------------------------------------------- */
 
 uint64_t ag__backoff_delay(uint32_t base_ms, uint32_t max_ms, uint32_t attempt, uint64_t rnd)
 {
@@ -131,79 +214,250 @@ uint64_t ag__backoff_delay(uint32_t base_ms, uint32_t max_ms, uint32_t attempt, 
     return rnd % (ceil + 1);
 }
 
-static void ag_link_schedule_dial(struct ag_link *l)
-{
-    struct ag_agent *a = l->agent;
-    uint64_t delay =
-        ag__backoff_delay(a->cfg.backoff_base_ms, a->cfg.backoff_max_ms, l->attempt, wr_rand64());
-    ag_link_set_state(l, AG_LINK_ST_BACKOFF, "scheduled");
-    WR_INFO("agent", "dial_scheduled", "attempt=%u delay_ms=%llu", l->attempt + 1,
-            (unsigned long long)delay);
-    uv_timer_start(&l->timer, ag_link_on_timer, delay, 0);
-}
+/* ---- dialing ------------------------------------------------------------------ */
 
-static void ag_link_on_conn_close(struct wr_conn *c, void *arg)
+static void ag_agent_dial(struct ag_agent *a, struct ag_node *target)
 {
-    struct ag_link *l = arg;
-    struct ag_agent *a = l->agent;
-    (void)c;
-    l->conn = NULL;
-    if (l->mux != NULL) {
-        /* Outside any mux callback: the relays see their streams reset. */
-        wr_mux_free(l->mux);
-        l->mux = NULL;
-    }
-    if (a->stopping) {
-        ag_link_set_state(l, AG_LINK_ST_IDLE, "stopped");
-        ag_agent_maybe_stopped(a);
-        return;
-    }
-    ag_link_schedule_dial(l);
-}
-
-static void ag_link_close(struct ag_link *l, const char *why)
-{
-    if (l->state == AG_LINK_ST_CLOSING || l->conn == NULL)
-        return;
-    WR_INFO("agent", "link_closed", "node=%s addr=%s state=%s reason=\"%s\"",
-            l->node_id[0] ? l->node_id : "-", l->addr_str, ag_link_state_names[l->state], why);
-    ag_link_set_state(l, AG_LINK_ST_CLOSING, why);
-    uv_timer_stop(&l->timer);
-    wr_conn_close(l->conn, true);
-}
-
-/* ---- keepalive and deadlines ------------------------------------------------ */
-
-static void ag_link_on_timer(uv_timer_t *t)
-{
-    struct ag_link *l = t->data;
-    switch (l->state) {
-    case AG_LINK_ST_BACKOFF:
-        ag_link_dial(l);
-        return;
-    case AG_LINK_ST_CONNECTING:
-    case AG_LINK_ST_REGISTERING:
-        ag_link_close(l, "no welcome before the deadline");
-        return;
-    case AG_LINK_ST_READY:
-    case AG_LINK_ST_DRAINING: {
-        uint64_t now = wr_now_ms();
-        if (now - l->last_rx_ms >= l->ping_timeout_ms) {
-            WR_WARN("agent", "node_silent", "node=%s silent_ms=%llu", l->node_id,
-                    (unsigned long long)(now - l->last_rx_ms));
-            ag_link_close(l, "keepalive timeout");
-            return;
+    struct ag_link *l = wr_xcalloc(1, sizeof(*l));
+    l->agent = a;
+    int kind = AG_DIAL_BLIND;
+    if (target != NULL) {
+        snprintf(l->target, sizeof(l->target), "%s", target->id);
+        target->aimed++;
+        const char *colon = strrchr(target->addr, ':');
+        if (target->addr[0] != '\0' && colon != NULL && colon != target->addr &&
+            (size_t)(colon - target->addr) <= AG_HOST_MAX && strlen(colon + 1) < sizeof(l->port)) {
+            kind = AG_DIAL_DIRECT;
+            l->direct = true;
+            const char *h = target->addr;
+            size_t hl = (size_t)(colon - h);
+            if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+                h++;
+                hl -= 2;
+            }
+            memcpy(l->host, h, hl);
+            l->host[hl] = '\0';
+            snprintf(l->port, sizeof(l->port), "%s", colon + 1);
+        } else {
+            kind = AG_DIAL_FLEET;
         }
-        if (wr_mux_ping(l->mux, wr_now_ns()) != 0)
-            ag_link_close(l, "ping write failed");
-        return;
+        /* The node's own name, so an SNI-routing balancer sends us to it. */
+        snprintf(l->sni, sizeof(l->sni), "%s.%s", target->id, a->cluster);
+    } else {
+        snprintf(l->sni, sizeof(l->sni), "%s", a->sni);
     }
-    default:
+    if (!l->direct) {
+        snprintf(l->host, sizeof(l->host), "%s", a->cfg.proxy_host);
+        snprintf(l->port, sizeof(l->port), "%s", a->cfg.proxy_port);
+    }
+    a->dials[kind]++;
+    a->n_links++;
+    a->n_dialing++;
+    l->prev = a->links.prev;
+    l->next = &a->links;
+    a->links.prev->next = l;
+    a->links.prev = l;
+    WR_DEBUG("agent", "dial", "kind=%s target=%s addr=%s:%s sni=%s", ag_dial_kind_names[kind],
+             l->target[0] ? l->target : "-", l->host, l->port, l->sni);
+    ag__link_start(l);
+}
+
+static void ag_agent_on_pool_timer(uv_timer_t *t)
+{
+    ag_agent_kick(t->data);
+}
+
+/* Starts the dials the pool wants now, within --max-dials, and sets the
+ * timer for the next one. Called after anything that changes the pool. */
+static void ag_agent_kick(struct ag_agent *a)
+{
+    if (a->stopping)
         return;
+    uint64_t now = wr_now_ms(), wake = UINT64_MAX;
+    while (a->n_dialing < a->cfg.max_dials) {
+        struct ag_node *nd = ag__pool_next(&a->pool, now, a->cfg.max_dials, &wake);
+        if (nd == NULL)
+            break;
+        ag_agent_dial(a, nd);
+    }
+    /* Nothing heard of yet (or every node forgotten): the fleet address,
+     * blind, one dial at a time. */
+    if (ag__pool_wanted(&a->pool) == 0 && a->n_links == 0) {
+        if (now >= a->pool.next_blind_ms)
+            ag_agent_dial(a, NULL);
+        else if (a->pool.next_blind_ms < wake)
+            wake = a->pool.next_blind_ms;
+    }
+    if (wake != UINT64_MAX)
+        uv_timer_start(&a->pool_timer, ag_agent_on_pool_timer, wake > now ? wake - now : 0, 0);
+    ag_agent_pool_status(a);
+}
+
+/* ---- upcalls from links ---------------------------------------------------------- */
+
+/* The link no longer counts as a dial aimed at its target; returns the
+ * target (NULL for a blind dial, or a target forgotten meanwhile). */
+static struct ag_node *ag_agent_release_aim(struct ag_agent *a, struct ag_link *l)
+{
+    if (l->target[0] == '\0' || l->aim_released)
+        return NULL;
+    l->aim_released = true;
+    struct ag_node *t = ag__pool_find(&a->pool, l->target);
+    if (t != NULL && t->aimed > 0)
+        t->aimed--;
+    return t;
+}
+
+bool ag__agent_link_identified(struct ag_agent *a, struct ag_link *l)
+{
+    struct ag_node *nd = ag__pool_find(&a->pool, l->node_id);
+    if (nd != NULL && nd->held != NULL && nd->held != l) {
+        a->duplicates++;
+        return false;
+    }
+    nd = ag__pool_get(&a->pool, l->node_id);
+    if (nd == NULL)
+        return false;
+    nd->held = l;
+    /* Landed elsewhere than aimed: the target is free to be dialed again. */
+    if (l->target[0] != '\0' && strcmp(l->target, l->node_id) != 0) {
+        ag_agent_release_aim(a, l);
+        ag_agent_kick(a);
+    }
+    return true;
+}
+
+/* Drains links to nodes the latest list no longer names. */
+static void ag_agent_apply(struct ag_agent *a, struct ag_link *from, const struct wr_node_entry *e,
+                           size_t n)
+{
+    struct ag_pool_delta d;
+    ag__pool_apply(&a->pool, e, n, wr_now_ms(), &d);
+    if (d.added + d.relisted + d.dropped > 0)
+        WR_INFO("agent", "nodes_changed", "from=%s listed=%zu added=%u back=%u gone=%u",
+                from->node_id, n, d.added, d.relisted, d.dropped);
+    for (struct ag_link *l = a->links.next; l != &a->links; l = l->next) {
+        if (l->state != AG_LINK_ST_READY && l->state != AG_LINK_ST_DRAINING)
+            continue;
+        struct ag_node *nd = ag__pool_find(&a->pool, l->node_id);
+        if (nd != NULL && nd->listed)
+            continue;
+        if (ag__link_streams(l) == 0) {
+            ag__link_close(l, "node left the cluster");
+        } else if (!l->close_when_idle) {
+            WR_INFO("agent", "node_leaving", "node=%s streams=%zu", l->node_id,
+                    ag__link_streams(l));
+            l->close_when_idle = true;
+        }
     }
 }
 
-/* ---- streams from the node ---------------------------------------------------- */
+void ag__agent_link_ready(struct ag_agent *a, struct ag_link *l, const struct wr_msg_welcome *w)
+{
+    a->registrations++;
+    a->n_dialing--;
+    ag_agent_release_aim(a, l);
+    struct ag_node *nd = ag__pool_find(&a->pool, l->node_id);
+    if (nd != NULL)
+        nd->attempt = 0;
+    a->pool.blind_attempt = 0;
+    /* A node without gossip lists only itself; an old one may list none. */
+    if (w->n_nodes > 0) {
+        ag_agent_apply(a, l, w->nodes, w->n_nodes);
+    } else {
+        struct wr_node_entry self = {0};
+        snprintf(self.node_id, sizeof(self.node_id), "%s", l->node_id);
+        ag_agent_apply(a, l, &self, 1);
+    }
+    ag_agent_kick(a);
+}
+
+void ag__agent_link_discovery(struct ag_agent *a, struct ag_link *l,
+                              const struct wr_msg_discovery *d)
+{
+    ag_agent_apply(a, l, d->nodes, d->n_nodes);
+    ag_agent_kick(a);
+}
+
+void ag__agent_link_goaway(struct ag_agent *a, struct ag_link *l)
+{
+    struct ag_node *nd = ag__pool_find(&a->pool, l->node_id);
+    if (nd != NULL)
+        nd->goaway = true; /* not held any more, not redialed while it drains */
+    if (ag__link_streams(l) == 0)
+        ag__link_close(l, "goaway with no stream open");
+    else
+        l->close_when_idle = true;
+    ag_agent_kick(a);
+}
+
+void ag__agent_link_gone(struct ag_agent *a, struct ag_link *l)
+{
+    uint64_t now = wr_now_ms();
+    if (!l->was_ready) {
+        a->n_dialing--;
+        if (!l->duplicate)
+            a->dial_failures++;
+    }
+    struct ag_node *t = l->aim_released ? NULL : ag_agent_release_aim(a, l);
+    uint32_t streak_max = AG_DUP_STREAK_PER_NODE * (uint32_t)ag__pool_wanted(&a->pool);
+    if (streak_max < AG_DUP_STREAK_MIN)
+        streak_max = AG_DUP_STREAK_MIN;
+    if (t != NULL) {
+        if (!l->was_ready && t->held == NULL) {
+            t->attempt++;
+            uint64_t d;
+            if (l->duplicate && t->attempt <= streak_max) {
+                d = ag__backoff_delay(AG_DUP_BACKOFF_BASE_MS, AG_DUP_BACKOFF_MAX_MS, t->attempt,
+                                      wr_rand64());
+            } else {
+                /* A fleet address that never leads to this node (one node
+                 * as --proxy, no advertised address): stop hammering it. */
+                if (l->duplicate && t->attempt == streak_max + 1)
+                    WR_WARN("agent", "node_unreachable",
+                            "node=%s duplicates=%u what=\"every dial through the fleet address "
+                            "lands on another node; give nodes --advertise-tunnel-addr or use "
+                            "an SNI-routing balancer\"",
+                            t->id, streak_max);
+                uint32_t k =
+                    t->attempt > streak_max && l->duplicate ? t->attempt - streak_max : t->attempt;
+                d = ag__backoff_delay(a->cfg.backoff_base_ms, a->cfg.backoff_max_ms, k,
+                                      wr_rand64());
+            }
+            t->next_dial_ms = now + d;
+        }
+    }
+    struct ag_node *x = l->identified ? ag__pool_find(&a->pool, l->node_id) : NULL;
+    if (x != NULL && x->held == l) {
+        x->held = NULL;
+        if (x->goaway) {
+            x->goaway = false;
+            x->next_dial_ms = now + AG_GOAWAY_REDIAL_MS;
+        } else if (l->was_ready) {
+            x->attempt = 0;
+            x->next_dial_ms = now; /* a link that was up is redialed at once */
+        } else {
+            x->attempt++;
+            x->next_dial_ms = now + ag__backoff_delay(a->cfg.backoff_base_ms, a->cfg.backoff_max_ms,
+                                                      x->attempt, wr_rand64());
+        }
+    }
+    if (l->target[0] == '\0' && !l->was_ready && !l->duplicate) {
+        a->pool.blind_attempt++;
+        a->pool.next_blind_ms =
+            now + ag__backoff_delay(a->cfg.backoff_base_ms, a->cfg.backoff_max_ms,
+                                    a->pool.blind_attempt, wr_rand64());
+    }
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    a->n_links--;
+    free(l);
+    ag__pool_gc(&a->pool); /* forget nodes no longer listed nor linked */
+    ag_agent_kick(a);
+    ag_agent_maybe_stopped(a);
+}
+
+/* ---- streams from the nodes ---------------------------------------------------- */
 
 static void ag_agent_on_relay_done(struct wr_relay *r, int err, const char *why, void *arg)
 {
@@ -212,6 +466,12 @@ static void ag_agent_on_relay_done(struct wr_relay *r, int err, const char *why,
     a->n_relays--;
     if (err != 0)
         WR_DEBUG("agent", "stream_failed", "err=%s reason=%s", wr_err_name(err), why ? why : "-");
+    /* A leaving node's link closes with its last stream. */
+    for (struct ag_link *l = a->links.next, *next; l != &a->links; l = next) {
+        next = l->next;
+        if (l->close_when_idle && ag__link_streams(l) == 0)
+            ag__link_close(l, "node left the cluster");
+    }
     ag_agent_maybe_stopped(a);
 }
 
@@ -225,12 +485,9 @@ static const struct wr_conn_cbs ag_agent_placeholder_cbs = {
     .on_close = ag_agent_on_placeholder_close,
 };
 
-static void ag_link_on_open(struct wr_mux *m, struct wr_mux_stream *s, struct wr_slice hdr,
-                            void *arg)
+void ag__agent_link_open(struct ag_agent *a, struct ag_link *l, struct wr_mux_stream *s,
+                         struct wr_slice hdr)
 {
-    struct ag_link *l = arg;
-    struct ag_agent *a = l->agent;
-    (void)m;
     struct wr_msg_open o;
     const char *why = NULL;
     if (wr_msg_open_decode(hdr, &o, &why) != 0) {
@@ -270,299 +527,6 @@ static void ag_link_on_open(struct wr_mux *m, struct wr_mux_stream *s, struct wr
     wr_relay_new(c, s, ag_agent_on_relay_done, a);
 }
 
-/* ---- control messages ------------------------------------------------------------ */
-
-static void ag_link_on_welcome(struct ag_link *l, struct wr_slice msg)
-{
-    struct ag_agent *a = l->agent;
-    struct wr_msg_welcome *w = wr_xcalloc(1, sizeof(*w));
-    const char *why = NULL;
-    if (wr_msg_welcome_decode(msg, w, &why) != 0) {
-        WR_WARN("agent", "bad_welcome", "reason=\"%s\"", why ? why : "-");
-        ag_link_close(l, "malformed welcome");
-        goto out;
-    }
-    memcpy(l->node_id, w->node_id, sizeof(l->node_id));
-    /* The node's timers win when stricter than ours, so both ends agree on
-     * when a silent link is dead. */
-    l->ping_interval_ms = a->cfg.ping_interval_ms;
-    l->ping_timeout_ms = a->cfg.ping_timeout_ms;
-    if (w->ping_interval_ms > 0 && w->ping_interval_ms < l->ping_interval_ms)
-        l->ping_interval_ms = w->ping_interval_ms;
-    if (w->ping_timeout_ms > 0 && w->ping_timeout_ms < l->ping_timeout_ms)
-        l->ping_timeout_ms = w->ping_timeout_ms;
-    if (l->ping_timeout_ms < l->ping_interval_ms)
-        l->ping_timeout_ms = l->ping_interval_ms;
-    ag_link_set_state(l, AG_LINK_ST_READY, "welcome");
-    l->attempt = 0;
-    a->registrations++;
-    uv_timer_start(&l->timer, ag_link_on_timer, l->ping_interval_ms, l->ping_interval_ms);
-    WR_INFO("agent", "tunnel_ready", "node=%s cluster=%s addr=%s tunnel=%s cipher=%s nodes=%u",
-            l->node_id, w->cluster, l->addr_str, a->cfg.tunnel,
-            wr_conn_cipher(l->conn) ? wr_conn_cipher(l->conn) : "-", w->n_nodes);
-out:
-    free(w);
-}
-
-static void ag_link_on_control(struct wr_mux *m, struct wr_slice msg, void *arg)
-{
-    struct ag_link *l = arg;
-    (void)m;
-    int type = 0;
-    const char *why = NULL;
-    if (l->state == AG_LINK_ST_CLOSING)
-        return;
-    if (wr_msg_peek_type(msg, &type, &why) != 0) {
-        ag_link_close(l, "control message is not msgpack");
-        return;
-    }
-    switch (type) {
-    case WR_MSG_WELCOME:
-        if (l->state != AG_LINK_ST_REGISTERING) {
-            ag_link_close(l, "unexpected welcome");
-            return;
-        }
-        ag_link_on_welcome(l, msg);
-        return;
-    case WR_MSG_ERROR: {
-        struct wr_msg_error e;
-        if (wr_msg_error_decode(msg, &e, &why) != 0) {
-            ag_link_close(l, "malformed error message");
-            return;
-        }
-        char esc[WR_ERRMSG_MAX * 4 + 4];
-        WR_ERROR("agent", "node_error", "addr=%s code=%s message=%s", l->addr_str,
-                 wr_proto_code_str(e.code),
-                 wr_log_esc(esc, sizeof(esc), e.message, strlen(e.message)));
-        return;
-    }
-    default:
-        WR_DEBUG("agent", "control_ignored", "type=%d", type);
-        return;
-    }
-}
-
-static void ag_link_on_pong(struct wr_mux *m, uint64_t opaque, void *arg)
-{
-    struct ag_link *l = arg;
-    (void)m;
-    uint64_t now = wr_now_ns();
-    if (opaque <= now)
-        l->rtt_us = (now - opaque) / 1000;
-}
-
-static void ag_link_on_goaway(struct wr_mux *m, uint32_t last_stream, uint32_t code, void *arg)
-{
-    struct ag_link *l = arg;
-    (void)m;
-    (void)last_stream;
-    WR_INFO("agent", "node_goaway", "node=%s code=%s streams=%u", l->node_id,
-            wr_proto_code_str(code), wr_mux_streams_open(l->mux));
-    if (l->state == AG_LINK_ST_READY)
-        ag_link_set_state(l, AG_LINK_ST_DRAINING, "goaway");
-}
-
-static void ag_link_on_mux_error(struct wr_mux *m, int err, const char *why, void *arg)
-{
-    struct ag_link *l = arg;
-    (void)m;
-    char reason[160];
-    snprintf(reason, sizeof(reason), "protocol error %s: %s", wr_err_name(err), why);
-    ag_link_close(l, reason);
-}
-
-static int ag_link_mux_write(void *arg, const struct wr_slice *v, int n)
-{
-    struct ag_link *l = arg;
-    if (l->conn == NULL)
-        return WR_ECLOSED;
-    int err = wr_conn_writev(l->conn, v, n);
-    if (err == 0 && wr_conn_write_queued(l->conn) > WR_MUX_QUEUE_HIGH)
-        wr_mux_set_congested(l->mux, true);
-    return err;
-}
-
-static const struct wr_mux_cbs ag_link_mux_cbs = {
-    .write = ag_link_mux_write,
-    .on_open = ag_link_on_open,
-    .on_control = ag_link_on_control,
-    .on_pong = ag_link_on_pong,
-    .on_goaway = ag_link_on_goaway,
-    .on_error = ag_link_on_mux_error,
-};
-
-/* ---- connection -------------------------------------------------------------------- */
-
-static void ag_link_on_ready(struct wr_conn *c, int status, void *arg)
-{
-    struct ag_link *l = arg;
-    struct ag_agent *a = l->agent;
-    (void)c;
-    if (l->state != AG_LINK_ST_CONNECTING)
-        return;
-    if (status != 0) {
-        char why[96];
-        snprintf(why, sizeof(why), "dial failed: %s", wr_err_name(status));
-        ag_link_close(l, why);
-        return;
-    }
-    struct wr_msg_hello *h = wr_xcalloc(1, sizeof(*h));
-    h->version = WR_WIRE_VERSION;
-    snprintf(h->role, sizeof(h->role), "%s", WR_ROLE_AGENT);
-    memcpy(h->tunnel, a->cfg.tunnel, sizeof(h->tunnel));
-    memcpy(h->agent_id, a->cfg.agent_id, sizeof(h->agent_id));
-    memcpy(h->token, a->token, sizeof(h->token));
-    h->weight = a->cfg.weight;
-    h->n_services = a->cfg.n_services;
-    for (uint32_t i = 0; i < a->cfg.n_services; i++)
-        memcpy(h->services[i], a->cfg.services[i].name, sizeof(h->services[i]));
-    struct wr_buf b = {0};
-    int err = wr_msg_hello_encode(h, &b);
-    wr_memzero(h, sizeof(*h));
-    free(h);
-    if (err == 0)
-        err = wr_mux_send_control(l->mux, wr_buf_peek(&b));
-    wr_memzero(b.data, b.cap);
-    wr_buf_free(&b);
-    if (err != 0) {
-        ag_link_close(l, "cannot send hello");
-        return;
-    }
-    l->last_rx_ms = wr_now_ms();
-    ag_link_set_state(l, AG_LINK_ST_REGISTERING, "hello sent");
-}
-
-static void ag_link_on_read(struct wr_conn *c, const uint8_t *data, size_t len, void *arg)
-{
-    struct ag_link *l = arg;
-    (void)c;
-    if (l->state == AG_LINK_ST_CLOSING || l->mux == NULL)
-        return;
-    l->last_rx_ms = wr_now_ms();
-    ssize_t r = wr_mux_feed(l->mux, wr_slice_make(data, len));
-    (void)r; /* errors arrive through on_error */
-}
-
-static void ag_link_on_eof(struct wr_conn *c, void *arg)
-{
-    (void)c;
-    ag_link_close(arg, "node closed the connection");
-}
-
-static void ag_link_on_error(struct wr_conn *c, int err, void *arg)
-{
-    (void)c;
-    char why[96];
-    snprintf(why, sizeof(why), "connection error %s", wr_err_name(err));
-    ag_link_close(arg, why);
-}
-
-/* The node took our queue: the services' streams may send again. */
-static void ag_link_on_drain(struct wr_conn *c, void *arg)
-{
-    struct ag_link *l = arg;
-    (void)c;
-    if (l->mux != NULL && l->state != AG_LINK_ST_CLOSING)
-        wr_mux_set_congested(l->mux, false);
-}
-
-static const struct wr_conn_cbs ag_link_conn_cbs = {
-    .on_drain = ag_link_on_drain,
-    .on_ready = ag_link_on_ready,
-    .on_read = ag_link_on_read,
-    .on_eof = ag_link_on_eof,
-    .on_error = ag_link_on_error,
-    .on_close = ag_link_on_conn_close,
-};
-
-static void ag_link_connect(struct ag_link *l, const struct sockaddr *sa)
-{
-    struct ag_agent *a = l->agent;
-    wr_addr_str(sa, l->addr_str, sizeof(l->addr_str));
-    l->node_id[0] = '\0';
-    struct wr_conn_opts opts = {
-        .tls = a->tls,
-        .sni = a->sni,
-        .handshake_timeout_ms = a->cfg.hello_timeout_ms,
-        .nodelay = true,
-    };
-    struct wr_mux_opts mo = {
-        .initial_window = a->cfg.window,
-        .max_streams = a->cfg.max_streams,
-        .dialer = true,
-    };
-    l->mux = wr_mux_new(&mo, &ag_link_mux_cbs, l);
-    if (l->mux == NULL)
-        wr_fatal("what=out_of_memory");
-    ag_link_set_state(l, AG_LINK_ST_CONNECTING, "resolved");
-    a->dials++;
-    l->attempt++;
-    int err = 0;
-    l->conn = wr_conn_dial(a->loop, sa, &opts, &ag_link_conn_cbs, l, &err);
-    if (l->conn == NULL) {
-        WR_WARN("agent", "dial_failed", "addr=%s err=%s", l->addr_str, wr_err_name(err));
-        wr_mux_free(l->mux);
-        l->mux = NULL;
-        /* CONNECTING -> CLOSING -> BACKOFF, as if the connection had closed. */
-        ag_link_set_state(l, AG_LINK_ST_CLOSING, "dial failed");
-        ag_link_schedule_dial(l);
-        return;
-    }
-    /* The whole registration (TCP, TLS, HELLO/WELCOME) has one deadline. */
-    uv_timer_start(&l->timer, ag_link_on_timer, a->cfg.hello_timeout_ms, 0);
-}
-
-static void ag_link_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    struct ag_link *l = req->data;
-    struct ag_agent *a = l->agent;
-    l->gai_pending = false;
-    if (a->stopping || status == UV_ECANCELED) {
-        uv_freeaddrinfo(res);
-        if (l->state == AG_LINK_ST_RESOLVING) {
-            ag_link_set_state(l, AG_LINK_ST_CLOSING, "stopped");
-            ag_link_set_state(l, AG_LINK_ST_IDLE, "stopped");
-        }
-        ag_agent_maybe_stopped(a);
-        return;
-    }
-    if (status != 0 || res == NULL) {
-        WR_WARN("agent", "resolve_failed", "host=%s err=%s", a->cfg.proxy_host,
-                wr_err_name(status));
-        uv_freeaddrinfo(res);
-        l->attempt++;
-        ag_link_schedule_dial(l);
-        return;
-    }
-    /* Several addresses: pick one at random so agents spread over them. */
-    int n = 0;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
-        n++;
-    int k = (int)wr_rand_below((uint32_t)n);
-    struct addrinfo *ai = res;
-    while (k-- > 0)
-        ai = ai->ai_next;
-    ag_link_connect(l, ai->ai_addr);
-    uv_freeaddrinfo(res);
-}
-
-static void ag_link_dial(struct ag_link *l)
-{
-    struct ag_agent *a = l->agent;
-    ag_link_set_state(l, AG_LINK_ST_RESOLVING, "dial");
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    l->gai.data = l;
-    int err = uv_getaddrinfo(a->loop, &l->gai, ag_link_on_resolved, a->cfg.proxy_host,
-                             a->cfg.proxy_port, &hints);
-    if (err != 0) {
-        WR_WARN("agent", "resolve_failed", "host=%s err=%s", a->cfg.proxy_host, wr_err_name(err));
-        l->attempt++;
-        ag_link_schedule_dial(l);
-        return;
-    }
-    l->gai_pending = true;
-}
-
 /* ---- the agent ------------------------------------------------------------------------ */
 
 void ag_config_init(struct ag_config *cfg)
@@ -576,18 +540,7 @@ void ag_config_init(struct ag_config *cfg)
     cfg->backoff_max_ms = 30000;
     cfg->window = WR_MUX_DEFAULT_WINDOW;
     cfg->max_streams = 4096;
-}
-
-static void ag_agent_log_status(struct ag_agent *a)
-{
-    const struct ag_link *l = &a->link;
-    WR_INFO("agent", "status",
-            "tunnel=%s state=%s node=%s addr=%s rtt_us=%llu relays=%u streams=%llu "
-            "refused=%llu dials=%llu registrations=%llu",
-            a->cfg.tunnel, ag_link_state_names[l->state], l->node_id[0] ? l->node_id : "-",
-            l->addr_str[0] ? l->addr_str : "-", (unsigned long long)l->rtt_us, a->n_relays,
-            (unsigned long long)a->streams_served, (unsigned long long)a->streams_refused,
-            (unsigned long long)a->dials, (unsigned long long)a->registrations);
+    cfg->max_dials = 8;
 }
 
 static void ag_agent_on_signal(uv_signal_t *sig, int signum)
@@ -629,26 +582,23 @@ struct ag_agent *ag_agent_new(uv_loop_t *loop, const struct ag_config *cfg, int 
     a->token[toklen] = '\0';
     wr_memzero(tok, toklen);
     free(tok);
-    if (cfg->sni != NULL) {
-        snprintf(a->sni, sizeof(a->sni), "%s", cfg->sni);
-    } else {
-        *err = wr_cert_ca_cluster(cfg->ca_file, a->sni, sizeof(a->sni));
-        if (*err != 0) {
-            WR_ERROR("agent", "config", "what=\"cannot read the CA certificate\" file=%s err=%s",
-                     cfg->ca_file, wr_err_name(*err));
-            goto fail;
-        }
+    *err = wr_cert_ca_cluster(cfg->ca_file, a->cluster, sizeof(a->cluster));
+    if (*err != 0) {
+        WR_ERROR("agent", "config", "what=\"cannot read the CA certificate\" file=%s err=%s",
+                 cfg->ca_file, wr_err_name(*err));
+        goto fail;
     }
+    snprintf(a->sni, sizeof(a->sni), "%s", cfg->sni != NULL ? cfg->sni : a->cluster);
     a->tls = wr_tls_ctx_new_client(cfg->ca_file, err);
     if (a->tls == NULL) {
         WR_ERROR("agent", "config", "what=\"cannot load the CA certificate\" file=%s err=%s",
                  cfg->ca_file, wr_err_name(*err));
         goto fail;
     }
-    a->link.agent = a;
-    a->link.state = AG_LINK_ST_IDLE;
-    uv_timer_init(loop, &a->link.timer);
-    a->link.timer.data = &a->link;
+    ag__pool_init(&a->pool);
+    a->links.next = a->links.prev = &a->links;
+    uv_timer_init(loop, &a->pool_timer);
+    a->pool_timer.data = a;
     return a;
 fail:
     wr_memzero(a->token, sizeof(a->token));
@@ -665,10 +615,11 @@ int ag_agent_start(struct ag_agent *a)
     uv_signal_start(&a->sig_term, ag_agent_on_signal, SIGTERM);
     uv_signal_start(&a->sig_int, ag_agent_on_signal, SIGINT);
     uv_signal_start(&a->sig_usr1, ag_agent_on_signal, SIGUSR1);
-    WR_INFO("agent", "starting", "agent=%s tunnel=%s proxy=%s:%s sni=%s weight=%u services=%u",
+    WR_INFO("agent", "starting",
+            "agent=%s tunnel=%s proxy=%s:%s sni=%s weight=%u services=%u max_dials=%u",
             a->cfg.agent_id, a->cfg.tunnel, a->cfg.proxy_host, a->cfg.proxy_port, a->sni,
-            a->cfg.weight, a->cfg.n_services);
-    ag_link_dial(&a->link);
+            a->cfg.weight, a->cfg.n_services, a->cfg.max_dials);
+    ag_agent_kick(a);
     return 0;
 }
 
@@ -677,21 +628,10 @@ void ag_agent_stop(struct ag_agent *a)
     if (a->stopping)
         return;
     a->stopping = true;
-    struct ag_link *l = &a->link;
-    uv_timer_stop(&l->timer);
-    switch (l->state) {
-    case AG_LINK_ST_BACKOFF:
-        ag_link_set_state(l, AG_LINK_ST_IDLE, "stopped");
-        break;
-    case AG_LINK_ST_RESOLVING:
-        uv_cancel((uv_req_t *)&l->gai);
-        break;
-    case AG_LINK_ST_IDLE:
-    case AG_LINK_ST_CLOSING:
-        break;
-    default:
-        ag_link_close(l, "agent stopping");
-        break;
+    uv_timer_stop(&a->pool_timer);
+    for (struct ag_link *l = a->links.next, *next; l != &a->links; l = next) {
+        next = l->next;
+        ag__link_close(l, "agent stopping");
     }
     ag_agent_maybe_stopped(a);
 }
@@ -699,6 +639,8 @@ void ag_agent_stop(struct ag_agent *a)
 void ag_agent_free(struct ag_agent *a)
 {
     ag_agent_log_status(a);
+    ag_agent_write_metrics(a, ag__pool_wanted(&a->pool), 0);
+    ag__pool_free(&a->pool);
     wr_tls_ctx_free(a->tls);
     wr_memzero(a->token, sizeof(a->token));
     free(a);

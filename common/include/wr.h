@@ -20,5 +20,6 @@
 #include "wr/cert.h"
 #include "wr/mux.h"
 #include "wr/relay.h"
+#include "wr/splice.h"
 
 #endif

@@ -401,12 +401,17 @@ int wr_cert_ca_seed(const char *ca_key, uint8_t seed[WR_ED25519_SEED_LEN])
 
 int wr_cert_ca_cluster(const char *ca_crt, char *out, size_t outlen)
 {
+    return wr_cert_cn(ca_crt, out, outlen);
+}
+
+int wr_cert_cn(const char *crt, char *out, size_t outlen)
+{
     int rc = wr__tls_global_init();
     if (rc != 0)
         return rc;
     uint8_t der[WR_CERT_DER_MAX];
     size_t len = 0;
-    rc = wr_cert_read_der(ca_crt, CERT_TYPE, der, sizeof(der), &len);
+    rc = wr_cert_read_der(crt, CERT_TYPE, der, sizeof(der), &len);
     if (rc != 0)
         return rc;
     return wr__tls_der_cn(der, len, out, outlen);

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wr/addr.h"
 #include "wr/log.h"
@@ -138,8 +139,10 @@ struct wr_conn {
     int wq_app;
 
     char peer[WR_ADDR_STRLEN];
-    char *sni;     /* server: what the client sent; dial: what we send */
-    char *peer_cn; /* dial: the server certificate's CN */
+    char *sni;                  /* server: what the client sent; dial: what we send */
+    char *peer_cn;              /* the peer certificate's CN (servers: mutual TLS only) */
+    char alpn[WR_TLS_ALPN_MAX]; /* the protocol this connection requires */
+    bool mutual;                /* the context asks the client for a certificate */
 };
 
 static _Atomic uint64_t wr_conn_next_id = 1;
@@ -727,7 +730,7 @@ static void wr_conn_tls_done(struct wr_conn *c)
 {
     if (wr_conn_has(c, WR_CONN_F_SERVER)) {
         /* Belt and braces: the ClientHello callback refuses a missing ALPN. */
-        if (!wr__tls_alpn_ok(c->ssl)) {
+        if (!wr__tls_alpn_ok(c->ssl, c->alpn)) {
             WR_INFO("tls", "tls_handshake_failed", "conn=%llu peer=%s side=server err=EALPN",
                     (unsigned long long)c->id, c->peer);
             wr_conn_fail(c, WR_EALPN);
@@ -741,7 +744,9 @@ static void wr_conn_tls_done(struct wr_conn *c)
             memcpy(c->sni, name, nlen);
             c->sni[nlen] = '\0';
         }
-    } else {
+    }
+    /* wolfSSL verified the chain against the CA (servers: only when mutual). */
+    if (!wr_conn_has(c, WR_CONN_F_SERVER) || c->mutual) {
         char cn[WR_CONN_NAME_MAX];
         if (wr__tls_peer_cn(c->ssl, cn, sizeof(cn)) == 0)
             c->peer_cn = wr_xstrdup(cn);
@@ -1037,6 +1042,8 @@ static int wr_conn_tls_setup(struct wr_conn *c, struct wr_tls_ctx *tls, const ch
     wolfSSL_SetIOReadCtx(c->ssl, c);
     wolfSSL_SetIOWriteCtx(c->ssl, c);
     c->flags |= WR_CONN_F_TLS;
+    memcpy(c->alpn, tls->alpn, sizeof(c->alpn));
+    c->mutual = tls->mutual;
     if (sni != NULL && !tls->server)
         c->sni = wr_xstrdup(sni);
     return 0;
@@ -1094,18 +1101,11 @@ fail:
     return NULL;
 }
 
-struct wr_conn *wr_conn_accept(uv_stream_t *server, const struct wr_conn_opts *opts,
-                               const struct wr_conn_cbs *cbs, void *arg, int *err)
+/* The part of accepting that follows the socket's arrival in c->tcp. */
+static struct wr_conn *wr_conn_accepted(struct wr_conn *c, const struct wr_conn_opts *opts,
+                                        int *err)
 {
     int rc = 0;
-    struct wr_conn *c = wr_conn_alloc(server->loop, opts, cbs, arg, &rc);
-    if (c == NULL)
-        goto fail;
-    c->state = WR_CONN_ST_HANDSHAKE;
-    c->flags |= WR_CONN_F_SERVER;
-    rc = uv_accept(server, wr_conn_stream(c));
-    if (rc != 0)
-        goto fail_conn;
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
@@ -1129,6 +1129,52 @@ struct wr_conn *wr_conn_accept(uv_stream_t *server, const struct wr_conn_opts *o
 
 fail_conn:
     wr_conn_abandon(c);
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+struct wr_conn *wr_conn_accept(uv_stream_t *server, const struct wr_conn_opts *opts,
+                               const struct wr_conn_cbs *cbs, void *arg, int *err)
+{
+    int rc = 0;
+    struct wr_conn *c = wr_conn_alloc(server->loop, opts, cbs, arg, &rc);
+    if (c == NULL)
+        goto fail;
+    c->state = WR_CONN_ST_HANDSHAKE;
+    c->flags |= WR_CONN_F_SERVER;
+    rc = uv_accept(server, wr_conn_stream(c));
+    if (rc != 0) {
+        wr_conn_abandon(c);
+        goto fail;
+    }
+    return wr_conn_accepted(c, opts, err);
+fail:
+    if (err)
+        *err = rc;
+    return NULL;
+}
+
+struct wr_conn *wr_conn_adopt(uv_loop_t *loop, uv_os_sock_t fd, const struct wr_conn_opts *opts,
+                              const struct wr_conn_cbs *cbs, void *arg, int *err)
+{
+    int rc = 0;
+    struct wr_conn *c = wr_conn_alloc(loop, opts, cbs, arg, &rc);
+    if (c == NULL) {
+        close(fd);
+        goto fail;
+    }
+    c->state = WR_CONN_ST_HANDSHAKE;
+    c->flags |= WR_CONN_F_SERVER;
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc != 0) {
+        close(fd);
+        wr_conn_abandon(c);
+        goto fail;
+    }
+    if (opts->nodelay)
+        (void)uv_tcp_nodelay(&c->tcp, 1);
+    return wr_conn_accepted(c, opts, err);
 fail:
     if (err)
         *err = rc;

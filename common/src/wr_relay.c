@@ -8,6 +8,11 @@
  * on_writable. Down (stream -> socket): credit is returned to the peer only
  * for bytes the kernel has taken, so a slow socket slows the sender instead
  * of growing our queue.
+ *
+ * Parking (wr_relay_attach): with no stream, socket bytes are buffered (bounded)
+ * and sent once a stream is attached. With retry on, the bytes sent up are
+ * also kept until the first byte comes down, so that an early reset can park
+ * the relay and replay them on another stream.
  */
 #include "wr/relay.h"
 
@@ -27,8 +32,13 @@ struct wr_relay {
     uint64_t down_total;      /* bytes handed to the connection */
     uint64_t down_consumed;   /* of those, credit returned to the peer */
     uint64_t up_total;
+    struct wr_buf replay; /* sent up, kept for a retry until a byte comes down */
+    size_t replay_max;    /* 0: no retry */
+    wr_relay_retry_cb retry_cb;
     int err;
     const char *why;
+    bool parked;    /* no stream: waiting for wr_relay_attach */
+    bool down_seen; /* a byte or FIN came down: no retry any more */
     bool conn_ready;
     bool up_eof;    /* the socket sent EOF */
     bool up_done;   /* FIN sent on the stream */
@@ -101,6 +111,27 @@ static void wr_relay_return_credit(struct wr_relay *r)
     }
 }
 
+static void wr_relay_no_retry(struct wr_relay *r)
+{
+    wr_buf_free(&r->replay);
+    r->replay_max = 0;
+}
+
+/* <n> bytes of <p> went up the stream. */
+static void wr_relay_sent_up(struct wr_relay *r, const uint8_t *p, size_t n)
+{
+    r->up_total += n;
+    if (r->replay_max == 0 || n == 0)
+        return;
+    if (r->replay.len + n > r->replay_max || wr_buf_append(&r->replay, p, n) != 0)
+        wr_relay_no_retry(r);
+}
+
+static size_t wr_relay_park_cap(const struct wr_relay *r)
+{
+    return r->replay_max > WR_RELAY_PARK_MAX ? r->replay_max : WR_RELAY_PARK_MAX;
+}
+
 static void wr_relay_send_fin_up(struct wr_relay *r)
 {
     if (r->up_done || r->s == NULL)
@@ -122,7 +153,7 @@ static void wr_relay_push_up(struct wr_relay *r, const uint8_t *data, size_t len
         wr_relay_finish(r, (int)n, "stream_write_failed", WR_CODE_CANCEL);
         return;
     }
-    r->up_total += (uint64_t)n;
+    wr_relay_sent_up(r, data, (size_t)n);
     if ((size_t)n < len) {
         if (wr_buf_append(&r->up_pending, data + n, len - (size_t)n) != 0) {
             wr_relay_finish(r, WR_ENOMEM, "out_of_memory", WR_CODE_INTERNAL);
@@ -136,7 +167,16 @@ static void wr_relay_on_read(struct wr_conn *c, const uint8_t *data, size_t len,
 {
     struct wr_relay *r = arg;
     (void)c;
-    if (r->closing || r->s == NULL || r->up_done)
+    if (r->closing || r->up_done)
+        return;
+    if (r->parked) {
+        if (wr_buf_append(&r->up_pending, data, len) != 0)
+            wr_relay_finish(r, WR_ENOMEM, "out_of_memory", WR_CODE_INTERNAL);
+        else if (r->up_pending.len >= wr_relay_park_cap(r))
+            (void)wr_conn_read_stop(r->conn);
+        return;
+    }
+    if (r->s == NULL)
         return;
     if (r->up_pending.len > 0) {
         /* Only possible if the connection delivers data it had buffered before
@@ -148,27 +188,36 @@ static void wr_relay_on_read(struct wr_conn *c, const uint8_t *data, size_t len,
     wr_relay_push_up(r, data, len);
 }
 
+/* Sends what waits in up_pending as far as credit goes; once it is all out,
+ * the FIN follows or reading resumes. */
+static void wr_relay_flush_up(struct wr_relay *r)
+{
+    if (r->up_pending.len > 0) {
+        struct wr_slice p = wr_buf_peek(&r->up_pending);
+        ssize_t n = wr_mux_stream_write(r->s, p.ptr, p.len);
+        if (n < 0) {
+            wr_relay_finish(r, (int)n, "stream_write_failed", WR_CODE_CANCEL);
+            return;
+        }
+        wr_relay_sent_up(r, p.ptr, (size_t)n);
+        wr_buf_consume(&r->up_pending, (size_t)n);
+        if (r->up_pending.len > 0)
+            return; /* on_writable follows */
+        wr_buf_free(&r->up_pending);
+    }
+    if (r->up_eof)
+        wr_relay_send_fin_up(r);
+    else
+        (void)wr_conn_read_start(r->conn);
+}
+
 static void wr_relay_on_writable(struct wr_mux_stream *s, void *arg)
 {
     struct wr_relay *r = arg;
     (void)s;
     if (r->closing || r->up_pending.len == 0)
         return;
-    struct wr_slice p = wr_buf_peek(&r->up_pending);
-    ssize_t n = wr_mux_stream_write(r->s, p.ptr, p.len);
-    if (n < 0) {
-        wr_relay_finish(r, (int)n, "stream_write_failed", WR_CODE_CANCEL);
-        return;
-    }
-    r->up_total += (uint64_t)n;
-    wr_buf_consume(&r->up_pending, (size_t)n);
-    if (r->up_pending.len > 0)
-        return;
-    wr_buf_free(&r->up_pending);
-    if (r->up_eof)
-        wr_relay_send_fin_up(r);
-    else
-        (void)wr_conn_read_start(r->conn);
+    wr_relay_flush_up(r);
 }
 
 static void wr_relay_on_eof(struct wr_conn *c, void *arg)
@@ -206,6 +255,10 @@ static void wr_relay_on_data(struct wr_mux_stream *s, struct wr_slice data, void
     (void)s;
     if (r->closing)
         return;
+    if (!r->down_seen) {
+        r->down_seen = true;
+        wr_relay_no_retry(r);
+    }
     if (!r->conn_ready) {
         /* Bounded by the stream window: the peer cannot send more than that
          * before we return credit, and we return none until the dial is done. */
@@ -233,11 +286,36 @@ static void wr_relay_on_fin(struct wr_mux_stream *s, void *arg)
     (void)s;
     if (r->closing)
         return;
+    r->down_seen = true;
+    wr_relay_no_retry(r);
     if (!r->conn_ready) {
         r->down_done = true; /* passed on once the dial completes */
         return;
     }
     wr_relay_pass_fin_down(r);
+}
+
+/* The stream died before anything came down: keep the connection and the
+ * bytes, in order (those sent on the dead stream first), for another stream. */
+static void wr_relay_park(struct wr_relay *r)
+{
+    r->parked = true;
+    r->up_done = false; /* a FIN sent on the dead stream goes on the next one */
+    r->up_total -= r->replay.len;
+    if (r->replay.len > 0) {
+        struct wr_slice rest = wr_buf_peek(&r->up_pending);
+        if (rest.len > 0 && wr_buf_append(&r->replay, rest.ptr, rest.len) != 0) {
+            wr_relay_finish(r, WR_ENOMEM, "out_of_memory", WR_CODE_INTERNAL);
+            return;
+        }
+        wr_buf_free(&r->up_pending);
+        r->up_pending = r->replay;
+        r->replay = (struct wr_buf){0};
+    }
+    if (r->up_eof || r->up_pending.len >= wr_relay_park_cap(r))
+        (void)wr_conn_read_stop(r->conn);
+    else
+        (void)wr_conn_read_start(r->conn);
 }
 
 static void wr_relay_on_rst(struct wr_mux_stream *s, uint32_t code, void *arg)
@@ -247,6 +325,12 @@ static void wr_relay_on_rst(struct wr_mux_stream *s, uint32_t code, void *arg)
      * finish() does not reset it again. */
     wr_mux_stream_release(s);
     r->s = NULL;
+    if (!r->closing && r->retry_cb != NULL && r->replay_max > 0 && !r->down_seen) {
+        wr_relay_park(r);
+        if (!r->closing)
+            r->retry_cb(r, code, r->arg);
+        return;
+    }
     if (r->err == 0) {
         r->err = WR_ECLOSED;
         r->why = wr_proto_code_str(code);
@@ -303,6 +387,7 @@ static void wr_relay_on_close(struct wr_conn *c, void *arg)
         r->done(r, r->err, r->why, r->arg);
     wr_buf_free(&r->up_pending);
     wr_buf_free(&r->down_pre);
+    wr_buf_free(&r->replay);
     free(r);
 }
 
@@ -315,9 +400,36 @@ struct wr_relay *wr_relay_new(struct wr_conn *conn, struct wr_mux_stream *s, wr_
     r->done = done;
     r->arg = arg;
     r->conn_ready = wr_conn_is_ready(conn);
+    r->parked = s == NULL;
     wr_conn_set_cbs(conn, &wr_relay_conn_cbs, r);
-    wr_mux_stream_set_cbs(s, &wr_relay_stream_cbs, r);
+    if (s != NULL)
+        wr_mux_stream_set_cbs(s, &wr_relay_stream_cbs, r);
     return r;
+}
+
+void wr_relay_set_retry(struct wr_relay *r, size_t max, wr_relay_retry_cb cb)
+{
+    r->retry_cb = cb;
+    r->replay_max = r->down_seen ? 0 : max;
+}
+
+void wr_relay_attach(struct wr_relay *r, struct wr_mux_stream *s)
+{
+    WR_ASSERT(r->parked && r->s == NULL);
+    if (r->closing) {
+        wr_mux_stream_reset(s, WR_CODE_CANCEL);
+        return;
+    }
+    r->parked = false;
+    r->s = s;
+    wr_mux_stream_set_cbs(s, &wr_relay_stream_cbs, r);
+    if (r->conn_ready)
+        wr_relay_flush_up(r);
+}
+
+bool wr_relay_is_parked(const struct wr_relay *r)
+{
+    return r->parked;
 }
 
 void wr_relay_abort(struct wr_relay *r, uint32_t code)

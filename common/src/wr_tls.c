@@ -1,6 +1,7 @@
 /*
  * wr_tls.c: TLS policy for warren, in one place: TLS 1.3 only, the pinned
- * suite, ALPN "warren/1" (offered by clients, required by servers), key
+ * suite, ALPN "warren/1" (offered by clients, required by servers; peer
+ * links use their own protocol and mutual certificates), key
  * exchange groups, no session tickets or cache, the crypto device on every
  * context. Owns struct wr_tls_ctx, the process-wide wolfSSL init and wolfSSL's
  * allocators (large blocks on pages of their own, whose all-zero pages are
@@ -501,13 +502,13 @@ static int wr_tls_on_client_hello(WOLFSSL *ssl, int *alert, void *arg)
     return 0;
 }
 
-bool wr__tls_alpn_ok(WOLFSSL *ssl)
+bool wr__tls_alpn_ok(WOLFSSL *ssl, const char *alpn)
 {
     char *proto = NULL;
     unsigned short len = 0;
     int rc = wolfSSL_ALPN_GetProtocol(ssl, &proto, &len);
-    return rc == WOLFSSL_SUCCESS && proto != NULL && len == strlen(WR_ALPN) &&
-           memcmp(proto, WR_ALPN, len) == 0;
+    return rc == WOLFSSL_SUCCESS && proto != NULL && len == strlen(alpn) &&
+           memcmp(proto, alpn, len) == 0;
 }
 
 bool wr__tls_alpn_refused(WOLFSSL *ssl)
@@ -538,88 +539,143 @@ static int wr_tls_ctx_common(WOLFSSL_CTX *ctx)
     return 0;
 }
 
-struct wr_tls_ctx *wr_tls_ctx_new_server(const char *cert_pem, const char *key_pem, int *err)
+/* This side's certificate chain and private key, which must match. */
+static int wr_tls_load_identity(WOLFSSL_CTX *ctx, const char *cert_pem, const char *key_pem)
 {
-    int rc = wr__tls_global_init();
+    int wrc = wolfSSL_CTX_use_certificate_chain_file(ctx, cert_pem);
+    if (wrc != WOLFSSL_SUCCESS)
+        return wr_tls_setup_fail("certificate", cert_pem, wrc);
+    wrc = wolfSSL_CTX_use_PrivateKey_file(ctx, key_pem, WOLFSSL_FILETYPE_PEM);
+    if (wrc != WOLFSSL_SUCCESS)
+        return wr_tls_setup_fail("private_key", key_pem, wrc);
+    wrc = wolfSSL_CTX_check_private_key(ctx);
+    if (wrc != WOLFSSL_SUCCESS)
+        return wr_tls_setup_fail("key_mismatch", key_pem, wrc);
+    return 0;
+}
+
+static int wr_tls_load_ca(WOLFSSL_CTX *ctx, const char *ca_pem)
+{
+    int wrc = wolfSSL_CTX_load_verify_locations(ctx, ca_pem, NULL);
+    return wrc == WOLFSSL_SUCCESS ? 0 : wr_tls_setup_fail("ca", ca_pem, wrc);
+}
+
+/* Server-only settings. */
+static int wr_tls_server_common(WOLFSSL_CTX *ctx)
+{
+    int wrc = wolfSSL_CTX_no_ticket_TLSv13(ctx);
+    if (wrc != 0)
+        return wr_tls_setup_fail("no_ticket", NULL, wrc);
+    wolfSSL_CTX_set_servername_callback(ctx, wr_tls_on_client_hello);
+    return 0;
+}
+
+static struct wr_tls_ctx *wr_tls_ctx_wrap(WOLFSSL_CTX *ctx, bool server, bool mutual,
+                                          const char *alpn)
+{
+    struct wr_tls_ctx *t = wr_xcalloc(1, sizeof(*t));
+    t->ctx = ctx;
+    t->server = server;
+    t->mutual = mutual;
+    snprintf(t->alpn, sizeof(t->alpn), "%s", alpn != NULL ? alpn : WR_ALPN);
+    return t;
+}
+
+static bool wr_tls_alpn_valid(const char *alpn)
+{
+    /* One protocol: wolfSSL's list syntax is comma-separated. */
+    return alpn == NULL ||
+           (alpn[0] != '\0' && strlen(alpn) < WR_TLS_ALPN_MAX && strchr(alpn, ',') == NULL);
+}
+
+/* What a context is made of; NULL members are not loaded. */
+struct wr_tls_ctx_spec {
+    bool server;
+    const char *cert_pem, *key_pem; /* our identity */
+    const char *ca_pem;             /* the trust root for the peer's chain */
+    const char *alpn;
+    int verify; /* WOLFSSL_VERIFY_* */
+    bool mutual;
+};
+
+static struct wr_tls_ctx *wr_tls_ctx_build(const struct wr_tls_ctx_spec *sp, int *err)
+{
+    int rc = wr_tls_alpn_valid(sp->alpn) ? wr__tls_global_init() : WR_EUSAGE;
     if (rc != 0)
         goto fail;
-    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
+    WOLFSSL_CTX *ctx =
+        wolfSSL_CTX_new(sp->server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method());
     if (ctx == NULL) {
         rc = WR_ENOMEM;
         goto fail;
     }
-    int wrc = wolfSSL_CTX_use_certificate_chain_file(ctx, cert_pem);
-    if (wrc != WOLFSSL_SUCCESS) {
-        rc = wr_tls_setup_fail("certificate", cert_pem, wrc);
-        goto fail_ctx;
+    if (sp->cert_pem != NULL)
+        rc = wr_tls_load_identity(ctx, sp->cert_pem, sp->key_pem);
+    if (rc == 0 && sp->ca_pem != NULL)
+        rc = wr_tls_load_ca(ctx, sp->ca_pem);
+    if (rc == 0)
+        rc = wr_tls_ctx_common(ctx);
+    if (rc == 0 && sp->server)
+        rc = wr_tls_server_common(ctx);
+    if (rc != 0) {
+        wolfSSL_CTX_free(ctx);
+        goto fail;
     }
-    wrc = wolfSSL_CTX_use_PrivateKey_file(ctx, key_pem, WOLFSSL_FILETYPE_PEM);
-    if (wrc != WOLFSSL_SUCCESS) {
-        rc = wr_tls_setup_fail("private_key", key_pem, wrc);
-        goto fail_ctx;
-    }
-    wrc = wolfSSL_CTX_check_private_key(ctx);
-    if (wrc != WOLFSSL_SUCCESS) {
-        rc = wr_tls_setup_fail("key_mismatch", key_pem, wrc);
-        goto fail_ctx;
-    }
-    rc = wr_tls_ctx_common(ctx);
-    if (rc != 0)
-        goto fail_ctx;
-    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
-    wrc = wolfSSL_CTX_no_ticket_TLSv13(ctx);
-    if (wrc != 0) {
-        rc = wr_tls_setup_fail("no_ticket", NULL, wrc);
-        goto fail_ctx;
-    }
-    wolfSSL_CTX_set_servername_callback(ctx, wr_tls_on_client_hello);
-    struct wr_tls_ctx *t = wr_xcalloc(1, sizeof(*t));
-    t->ctx = ctx;
-    t->server = true;
-    return t;
-
-fail_ctx:
-    wolfSSL_CTX_free(ctx);
+    wolfSSL_CTX_set_verify(ctx, sp->verify, NULL);
+    return wr_tls_ctx_wrap(ctx, sp->server, sp->mutual, sp->alpn);
 fail:
     if (err)
         *err = rc;
     return NULL;
 }
 
+struct wr_tls_ctx *wr_tls_ctx_new_server(const char *cert_pem, const char *key_pem, int *err)
+{
+    struct wr_tls_ctx_spec sp = {.server = true,
+                                 .cert_pem = cert_pem,
+                                 .key_pem = key_pem,
+                                 .alpn = WR_ALPN,
+                                 .verify = WOLFSSL_VERIFY_NONE};
+    return wr_tls_ctx_build(&sp, err);
+}
+
 struct wr_tls_ctx *wr_tls_ctx_new_client(const char *ca_pem, int *err)
 {
-    int rc = wr__tls_global_init();
-    if (rc != 0)
-        goto fail;
-    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
-    if (ctx == NULL) {
-        rc = WR_ENOMEM;
-        goto fail;
-    }
-    int wrc = wolfSSL_CTX_load_verify_locations(ctx, ca_pem, NULL);
-    if (wrc != WOLFSSL_SUCCESS) {
-        rc = wr_tls_setup_fail("ca", ca_pem, wrc);
-        goto fail_ctx;
-    }
-    rc = wr_tls_ctx_common(ctx);
-    if (rc != 0)
-        goto fail_ctx;
     /* The CA is the trust root and the peer's identity is its CN (the node
      * id, wr_conn_peer_cn); host names are not checked against SNI so that
      * an agent whose targeted dial landed on another node can still learn
      * which node it reached. */
-    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
-    struct wr_tls_ctx *t = wr_xcalloc(1, sizeof(*t));
-    t->ctx = ctx;
-    t->server = false;
-    return t;
+    struct wr_tls_ctx_spec sp = {.ca_pem = ca_pem, .alpn = WR_ALPN, .verify = WOLFSSL_VERIFY_PEER};
+    return wr_tls_ctx_build(&sp, err);
+}
 
-fail_ctx:
-    wolfSSL_CTX_free(ctx);
-fail:
-    if (err)
-        *err = rc;
-    return NULL;
+struct wr_tls_ctx *wr_tls_ctx_new_server_mtls(const char *cert_pem, const char *key_pem,
+                                              const char *ca_pem, const char *alpn, int *err)
+{
+    /* A client without a certificate fails the handshake (certificate_required
+     * alert), as does one whose chain does not lead to the cluster CA. */
+    struct wr_tls_ctx_spec sp = {
+        .server = true,
+        .cert_pem = cert_pem,
+        .key_pem = key_pem,
+        .ca_pem = ca_pem,
+        .alpn = alpn,
+        .verify = WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+        .mutual = true,
+    };
+    return wr_tls_ctx_build(&sp, err);
+}
+
+struct wr_tls_ctx *wr_tls_ctx_new_client_mtls(const char *cert_pem, const char *key_pem,
+                                              const char *ca_pem, const char *alpn, int *err)
+{
+    struct wr_tls_ctx_spec sp = {.cert_pem = cert_pem,
+                                 .key_pem = key_pem,
+                                 .ca_pem = ca_pem,
+                                 .alpn = alpn,
+                                 .verify = WOLFSSL_VERIFY_PEER,
+                                 .mutual = true};
+    return wr_tls_ctx_build(&sp, err);
 }
 
 void wr_tls_ctx_free(struct wr_tls_ctx *t)
@@ -638,7 +694,8 @@ WOLFSSL *wr__tls_ssl_new(struct wr_tls_ctx *t, const char *sni, int *err)
         goto fail;
     /* FAILED_ON_MISMATCH: a server answers a foreign protocol list with a
      * no_application_protocol alert; a client fails on a foreign answer. */
-    char alpn[] = WR_TLS_ALPN_LIST;
+    char alpn[WR_TLS_ALPN_MAX];
+    snprintf(alpn, sizeof(alpn), "%s", t->alpn);
     int wrc = wolfSSL_UseALPN(ssl, alpn, (unsigned)strlen(alpn), WOLFSSL_ALPN_FAILED_ON_MISMATCH);
     if (wrc != WOLFSSL_SUCCESS) {
         rc = wr_tls_setup_fail("alpn", NULL, wrc);

@@ -28,12 +28,14 @@
  * than INVALID_DEVID works; this one is easy to spot in a debugger). */
 #define WR_TLSDEV_ID 0x77720001
 
-/* The ALPN protocol list in wolfSSL's comma-separated form. */
-#define WR_TLS_ALPN_LIST WR_ALPN
+/* Room for one ALPN protocol name and its NUL. */
+#define WR_TLS_ALPN_MAX 32
 
 struct wr_tls_ctx {
     WOLFSSL_CTX *ctx;
     bool server;
+    bool mutual;                /* both sides present certificates (peer links) */
+    char alpn[WR_TLS_ALPN_MAX]; /* the one protocol offered or required */
 };
 
 /* wolfSSL_Init, sodium_init and the device registration, once per process.
@@ -71,8 +73,8 @@ int wr__tls_peer_cn(WOLFSSL *ssl, char *out, size_t outlen);
 
 /* The ex_data slot that marks a session refused for its ALPN. */
 #define WR_TLS_EXDATA_ALPN 1
-/* True when "warren/1" was negotiated on <ssl>. */
-bool wr__tls_alpn_ok(WOLFSSL *ssl);
+/* True when protocol <alpn> was negotiated on <ssl>. */
+bool wr__tls_alpn_ok(WOLFSSL *ssl, const char *alpn);
 /* True when the server refused <ssl>'s ClientHello for a missing ALPN. */
 bool wr__tls_alpn_refused(WOLFSSL *ssl);
 

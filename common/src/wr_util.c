@@ -30,6 +30,14 @@ void *wr_xcalloc(size_t n, size_t size)
     return p;
 }
 
+void *wr_xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (q == NULL)
+        wr_fatal("what=out_of_memory size=%zu", size);
+    return q;
+}
+
 char *wr_xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;

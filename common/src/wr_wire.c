@@ -45,6 +45,7 @@ struct wr_wire_field {
     const char *key;
     enum wr_wire_kind kind;
     bool required;
+    bool omit_empty;  /* strings: the encoder leaves the key out when "" */
     size_t off;       /* offset of the member in the message struct */
     size_t size;      /* char array capacity (NUL included), integer width, bin length */
     uint64_t min;     /* UINT: lowest value; TEXT: shortest length */
@@ -75,6 +76,14 @@ struct wr_wire_field {
     {                                                                                              \
         WR_WIRE_WHYS_(msg, key), .kind = (kd), .required = (req), .off = offsetof(st, member),     \
                                  .size = sizeof(((st *)0)->member), .min = (minlen)                \
+    }
+/* An optional id the encoder leaves out when empty (the decoder never accepts "",
+ * so an empty member means "absent" both ways). */
+#define WR_WIRE_OPTID(msg, key, st, member)                                                        \
+    {                                                                                              \
+        WR_WIRE_WHYS_(msg, key), .kind = WR_WIRE_K_ID, .required = false, .omit_empty = true,      \
+                                 .off = offsetof(st, member), .size = sizeof(((st *)0)->member),   \
+                                 .min = 1                                                          \
     }
 #define WR_WIRE_BIN(msg, key, st, member, req)                                                     \
     {                                                                                              \
@@ -201,6 +210,7 @@ static const struct wr_wire_field wr_wire_open_fields[] = {
     WR_WIRE_STR("open", "svc", WR_WIRE_K_ID, struct wr_msg_open, service, 1, true),
     WR_WIRE_STR("open", "client", WR_WIRE_K_ADDR, struct wr_msg_open, client_addr, 0, false),
     WR_WIRE_UINT("open", "hop", struct wr_msg_open, hop, 0, WR_HOP_MAX, true),
+    WR_WIRE_OPTID("open", "tunnel", struct wr_msg_open, tunnel),
 };
 static const struct wr_wire_msg wr_wire_open_msg = {
     .type = WR_MSG_OPEN,
@@ -746,15 +756,26 @@ static int wr_wire_put_field(msgpack_packer *pk, const struct wr_wire_field *f, 
     return WR_EUSAGE;
 }
 
+/* True when optional string field <f> is empty in <src> and stays off the wire. */
+static bool wr_wire_omitted(const struct wr_wire_field *f, const void *src)
+{
+    return f->omit_empty && ((const char *)src + f->off)[0] == '\0';
+}
+
 static int wr_wire_put_map(msgpack_packer *pk, const struct wr_wire_msg *m, const void *src)
 {
-    msgpack_pack_map(pk, m->n_fields + (m->type != 0 ? 1 : 0));
+    size_t n = m->n_fields + (m->type != 0 ? 1 : 0);
+    for (size_t j = 0; j < m->n_fields; j++)
+        n -= wr_wire_omitted(&m->fields[j], src);
+    msgpack_pack_map(pk, n);
     if (m->type != 0) {
         wr_wire_put_str(pk, "type", 4);
         msgpack_pack_uint32(pk, m->type);
     }
     for (size_t j = 0; j < m->n_fields; j++) {
         const struct wr_wire_field *f = &m->fields[j];
+        if (wr_wire_omitted(f, src))
+            continue;
         wr_wire_put_str(pk, f->key, strlen(f->key));
         int err = wr_wire_put_field(pk, f, src);
         if (err != 0)
@@ -868,6 +889,8 @@ const char *wr_proto_code_str(uint32_t code)
         [WR_CODE_CANCEL] = "cancel",
         [WR_CODE_INTERNAL] = "internal",
         [WR_CODE_TOO_LARGE] = "too_large",
+        [WR_CODE_NO_ROUTE] = "no_route",
+        [WR_CODE_HOP_LIMIT] = "hop_limit",
     };
     return code < WR_CODE__COUNT && names[code] != NULL ? names[code] : "unknown";
 }

@@ -252,7 +252,8 @@ WR_MUST_CHECK DISC_EXPORT int disc_cluster_start(uv_loop_t *loop,
  */
 WR_MUST_CHECK DISC_EXPORT int disc_cluster_join(struct disc_cluster *c, const char *const *addrs,
                                                 size_t n);
-/* True once a join push/pull completed, or another member reached us. */
+/* True once a push/pull (ours or another member's) gave us the cluster's state;
+ * without seeds, also once any member reached us. */
 DISC_EXPORT bool disc_cluster_is_joined(const struct disc_cluster *c);
 /* Graceful leave: LEFT is sent to every live member now (others see "left",
  * not "failed"). Close afterwards. 0 or WR_ECLOSED. */

@@ -195,8 +195,12 @@ static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
     uv_update_time(c->loop);
     disc__swim_on_packet(c->swim, disc_cluster_now(c), fromstr, &c->rpkt);
     disc__packet_clear(&c->rpkt);
-    /* Someone authenticated reached us: we are part of a cluster. */
-    c->joined = true;
+    /* Someone authenticated reached us: we are part of a cluster. With
+     * seeds to join, though, "joined" waits for a full state exchange: a
+     * probe from a member that remembers our previous run says nothing of
+     * who holds what, and a restarted node would route on an empty view. */
+    if (c->n_seeds == 0)
+        c->joined = true;
     disc_cluster_schedule(c);
 }
 
@@ -684,6 +688,8 @@ int disc_cluster_start(uv_loop_t *loop, const struct disc_cluster_config *cfg,
     }
     c->loop = loop;
     c->cfg = *cfg;
+    /* Our own copy reads the timers too (the rejoin interval): defaults in. */
+    disc_config_defaults(&c->cfg.swim);
     c->kr = kr;
     if (c->cfg.join_backoff_min_ms == 0)
         c->cfg.join_backoff_min_ms = 250;

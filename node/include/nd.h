@@ -49,11 +49,18 @@ struct nd_config {
     bool gossip_enabled;
     uint8_t cluster_keys[ND_CLUSTER_KEYS_MAX][ND_CLUSTER_KEY_LEN];
     uint32_t n_cluster_keys;
-    const char *cluster_key_file; /* rewritten when the keyring changes at runtime */
-    const char *gossip_addr;      /* "IP:PORT" bound for UDP and TCP; default 0.0.0.0:7946 */
-    const char *advertise_host;   /* IP others reach us at; NULL: see nd_gossip.c */
+    const char *cluster_key_file;      /* rewritten when the keyring changes at runtime */
+    const char *gossip_addr;           /* "IP:PORT" bound for UDP and TCP; default 0.0.0.0:7946 */
+    const char *advertise_tunnel_addr; /* "host:port" agents may dial directly; NULL: fleet only */
+    const char *advertise_host;        /* IP others reach us at; NULL: see nd_gossip.c */
     uint32_t n_joins;
     const char *joins[ND_MAX_JOINS]; /* gossip addresses to join through */
+    /* Peer links (forwarding between nodes, nd_peer.c): run with gossip on,
+     * unless <peer_enabled> is false (--peer-addr off). <peer_addr_set>: given
+     * explicitly, so failing to bind it is fatal (the default only warns). */
+    bool peer_enabled;
+    bool peer_addr_set;
+    struct sockaddr_storage peer_addr; /* default 0.0.0.0:7444 */
 };
 
 void nd_config_init(struct nd_config *cfg);

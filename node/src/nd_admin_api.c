@@ -121,8 +121,9 @@ static int nd_admin_self(struct nd_node *n, struct wr_buf *body)
         json_array_append_new(entries, json_pack("{s:s, s:s, s:s}", "addr", e->addr_str, "tunnel",
                                                  e->cfg.tunnel, "service", e->cfg.service));
     }
-    json_t *addrs = json_pack("{s:s, s:s?, s:o?}", "listen", n->listen_str, "admin",
-                              n->admin_str[0] ? n->admin_str : NULL, "entries", entries);
+    json_t *addrs = json_pack("{s:s, s:s?, s:s?, s:o?}", "listen", n->listen_str, "admin",
+                              n->admin_str[0] ? n->admin_str : NULL, "peer",
+                              n->peer_str[0] ? n->peer_str : NULL, "entries", entries);
     json_t *root = json_pack(
         "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o?, s:{s:s, s:s}, s:I, s:I, s:I, s:I}", "node_id",
         n->node_id, "cluster", n->cluster, "version", WARREN_VERSION, "state", nd_node_state_str(n),
@@ -371,6 +372,24 @@ void nd__prom_node(struct nd_prom *p, struct nd_node *n)
     const char *up[] = {"direction", "up", NULL}, *down[] = {"direction", "down", NULL};
     nd__prom_sample(p, "warren_node_relay_bytes_total", up, st->bytes_up);
     nd__prom_sample(p, "warren_node_relay_bytes_total", down, st->bytes_down);
+
+    /* Forwarding between nodes (nd_peer.c). */
+    struct nd_peer_stats ps;
+    nd__peer_get_stats(n, &ps);
+    const char *fout[] = {"direction", "out", NULL}, *fin[] = {"direction", "in", NULL};
+    nd__prom_family(p, "warren_node_streams_forwarded_total", "counter",
+                    "Visitor streams forwarded between nodes: out, visitors of ours sent to a "
+                    "peer node; in, a peer's streams relayed to an agent here.");
+    nd__prom_sample(p, "warren_node_streams_forwarded_total", fout, ps.fwd_out);
+    nd__prom_sample(p, "warren_node_streams_forwarded_total", fin, ps.fwd_in);
+    nd__prom_family(p, "warren_node_forward_refused_total", "counter",
+                    "Forwarding refused: out, visitors needing a peer that got none (no holder, "
+                    "link or stream failure); in, peer streams refused (no agent here, hop "
+                    "limit, draining).");
+    nd__prom_sample(p, "warren_node_forward_refused_total", fout, ps.refused_out);
+    nd__prom_sample(p, "warren_node_forward_refused_total", fin, ps.refused_in);
+    nd_prom_one(p, "warren_node_peer_links", "gauge",
+                "Peer links to other nodes with TLS done (ready or draining).", ps.links);
 
     nd__prom_family(p, "warren_tls_handshakes_total", "counter",
                     "TLS handshakes of this process, by result.");

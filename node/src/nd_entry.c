@@ -2,12 +2,14 @@
  * nd_entry.c: TCP entry points. Each maps a listening address to one
  * tunnel/service: a visitor connection becomes one stream to an agent picked
  * from the tunnel's pool, relayed by wr_relay. A visitor for a tunnel with no
- * live agent is closed at once with a logged reason.
+ * live agent here goes to nd_peer.c, which forwards it to a node holding the
+ * tunnel; with none anywhere it is closed at once with a logged reason.
  */
 #include "nd_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static void nd_entry_on_relay_done(struct wr_relay *r, int err, const char *why, void *arg)
 {
@@ -47,21 +49,11 @@ static void nd_entry_refuse(struct nd_entry *e, struct wr_conn *c, const char *w
     wr_conn_close(c, false);
 }
 
-static void nd_entry_on_connection(uv_stream_t *server, int status)
+/* A visitor accepted on <e>: a stream to a local agent, or forwarded. */
+static void nd_entry_route(struct nd_entry *e, struct wr_conn *c)
 {
-    struct nd_entry *e = server->data;
     struct nd_node *n = e->node;
-    if (status < 0) {
-        WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str, wr_err_name(status));
-        return;
-    }
-    struct wr_conn_opts opts = {.nodelay = true};
     int err = 0;
-    struct wr_conn *c = wr_conn_accept(server, &opts, &nd_entry_refused_cbs, NULL, &err);
-    if (c == NULL) {
-        WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str, wr_err_name(err));
-        return;
-    }
     n->stats.visitors_accepted++;
     if (n->draining) {
         nd_entry_refuse(e, c, "node draining");
@@ -70,7 +62,10 @@ static void nd_entry_on_connection(uv_stream_t *server, int status)
     struct nd_pool *pool = nd__registry_get(&n->reg, e->cfg.tunnel, false);
     struct nd_pool_member *m = nd__pool_pick(pool, wr_rand64());
     if (m == NULL) {
-        nd_entry_refuse(e, c, "no live agent for tunnel");
+        /* A node that holds the tunnel (gossip), over a peer link. */
+        const char *why = nd__peer_forward(n, e, c);
+        if (why != NULL)
+            nd_entry_refuse(e, c, why);
         return;
     }
     struct wr_msg_open o = {.hop = 0};
@@ -94,6 +89,54 @@ static void nd_entry_on_connection(uv_stream_t *server, int status)
              e->addr_str, wr_conn_peer_str(c), e->cfg.tunnel, nd__tunc_agent(m->owner),
              wr_mux_stream_id(s));
     wr_relay_new(c, s, nd_entry_on_relay_done, n);
+}
+
+static void nd_entry_on_connection(uv_stream_t *server, int status)
+{
+    struct nd_entry *e = server->data;
+    if (status < 0) {
+        WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str, wr_err_name(status));
+        return;
+    }
+    struct wr_conn_opts opts = {.nodelay = true};
+    int err = 0;
+    struct wr_conn *c = wr_conn_accept(server, &opts, &nd_entry_refused_cbs, NULL, &err);
+    if (c == NULL) {
+        WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str, wr_err_name(err));
+        return;
+    }
+    nd_entry_route(e, c);
+}
+
+/*
+ * Closing a listener resets the connections the kernel completed but nobody
+ * accepted yet: a visitor a load balancer already handed over would fail.
+ * So, before the drain closes it, take every queued connection and route it
+ * as usual (the node still serves); connections after the close are refused
+ * at SYN, and the balancer tries another node.
+ */
+uint32_t nd__entry_flush_queue(struct nd_entry *e)
+{
+    uv_os_fd_t fd;
+    uint32_t k = 0;
+    if (uv_fileno((const uv_handle_t *)&e->tcp, &fd) != 0)
+        return 0;
+    for (; k < ND_ENTRY_FLUSH_MAX; k++) {
+        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0)
+            break;
+        struct wr_conn_opts opts = {.nodelay = true};
+        int err = 0;
+        struct wr_conn *conn =
+            wr_conn_adopt(e->node->loop, c, &opts, &nd_entry_refused_cbs, NULL, &err);
+        if (conn == NULL) {
+            WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str,
+                    wr_err_name(err));
+            continue;
+        }
+        nd_entry_route(e, conn);
+    }
+    return k;
 }
 
 int nd__entry_start(struct nd_node *n, struct nd_entry *e)

@@ -88,12 +88,113 @@ static void nd_gossip_adv_addr(const char *s, const char *host, bool force, char
         snprintf(out, len, "%s:%d", host, port);
 }
 
+/* ---- discovery lists for agents ---- */
+
+/* How long member changes are collected before agents hear of them: a node
+ * joining or a fleet restarting changes many members within a few gossip
+ * rounds, and one list is enough. */
+#define ND_DISCOVERY_DEBOUNCE_MS 200
+
+static int nd_gossip_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct wr_node_entry *)a)->node_id,
+                  ((const struct wr_node_entry *)b)->node_id);
+}
+
+size_t nd__gossip_node_list(struct nd_node *n, struct wr_node_entry *out, size_t max)
+{
+    size_t k = 0;
+    if (n->gossip == NULL || max == 0) {
+        if (max == 0)
+            return 0;
+        memset(&out[0], 0, sizeof(out[0]));
+        snprintf(out[0].node_id, sizeof(out[0].node_id), "%s", n->node_id);
+        snprintf(out[0].addr, sizeof(out[0].addr), "%s",
+                 n->cfg.advertise_tunnel_addr ? n->cfg.advertise_tunnel_addr : "");
+        return 1;
+    }
+    for (size_t i = 0; k < max; i++) {
+        const struct disc_member *m = disc_cluster_member_at(n->gossip, i);
+        if (m == NULL)
+            break;
+        enum disc_member_state st = disc_member_get_state(m);
+        if (disc_member_role(m) != DISC_ROLE_NODE ||
+            (st != DISC_MEMBER_ST_ALIVE && st != DISC_MEMBER_ST_SUSPECT))
+            continue;
+        /* Leaving: this node says goodbye to its agents with GOAWAY. */
+        if (disc_member_is_self(m) && (n->draining || n->gossip_left))
+            continue;
+        memset(&out[k], 0, sizeof(out[k]));
+        snprintf(out[k].node_id, sizeof(out[k].node_id), "%s", disc_member_id(m));
+        snprintf(out[k].addr, sizeof(out[k].addr), "%s", disc_member_addr(m, DISC_ADDR_TUNNEL));
+        k++;
+    }
+    qsort(out, k, sizeof(*out), nd_gossip_entry_cmp);
+    return k;
+}
+
+static uint64_t nd_gossip_list_hash(const struct wr_node_entry *e, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        for (const char *p = e[i].node_id; *p; p++)
+            h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+        for (const char *p = e[i].addr; *p; p++)
+            h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        h = (h ^ 0xfe) * 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Sends the list to every registered agent when it differs from the last. */
+static void nd_gossip_on_discovery_timer(uv_timer_t *t)
+{
+    struct nd_node *n = t->data;
+    if (n->gossip == NULL || n->draining)
+        return;
+    struct wr_msg_discovery *d = wr_xcalloc(1, sizeof(*d));
+    d->n_nodes = (uint32_t)nd__gossip_node_list(n, d->nodes, WR_MAX_NODES);
+    uint64_t h = nd_gossip_list_hash(d->nodes, d->n_nodes);
+    if (h != n->discovery_hash) {
+        struct wr_buf b = {0};
+        if (wr_msg_discovery_encode(d, &b) == 0) {
+            n->discovery_hash = h;
+            n->discovery_sent++;
+            uint32_t agents = 0;
+            for (struct nd_list *pos = n->tuncs.next, *tmp = pos->next; pos != &n->tuncs;
+                 pos = tmp, tmp = pos->next) {
+                nd__tunc_send_control(nd__tunc_from_link(pos), wr_buf_peek(&b));
+                agents++;
+            }
+            WR_INFO("node", "discovery_sent", "nodes=%u agents=%u", d->n_nodes, agents);
+        }
+        wr_buf_free(&b);
+    }
+    free(d);
+}
+
+static void nd_gossip_discovery_changed(struct nd_node *n)
+{
+    if (n->gossip != NULL && !n->gossip_stopping &&
+        !uv_is_active((uv_handle_t *)&n->discovery_timer))
+        uv_timer_start(&n->discovery_timer, nd_gossip_on_discovery_timer, ND_DISCOVERY_DEBOUNCE_MS,
+                       0);
+}
+
 static void nd_gossip_on_event(void *arg, enum disc_event_type ev, const struct disc_member *m,
                                enum disc_member_state old)
 {
-    (void)arg;
+    struct nd_node *n = arg;
+    if (disc_member_role(m) == DISC_ROLE_NODE)
+        nd_gossip_discovery_changed(n);
     const char *id = disc_member_id(m);
     enum disc_member_state st = disc_member_get_state(m);
+    /* Peer links (nd_peer.c): a member that failed, left or was forgotten
+     * gets no new forwarded stream; its links close once idle. */
+    if ((ev == DISC_EV_STATE && (st == DISC_MEMBER_ST_DEAD || st == DISC_MEMBER_ST_LEFT)) ||
+        ev == DISC_EV_REAP)
+        nd__peer_member_gone(n, id);
     switch (ev) {
     case DISC_EV_JOIN:
         WR_INFO("node", "member_joined", "member=%s state=%s gossip=%s", id,
@@ -149,8 +250,11 @@ int nd__gossip_start(struct nd_node *n)
     if (!force && wr_addr_parse(n->cfg.gossip_addr, &gs) == 0 &&
         !nd_gossip_is_wildcard((const struct sockaddr *)&gs))
         cc.self.addr[DISC_ADDR_GOSSIP][0] = '\0'; /* the bound address, port 0 resolved */
-    nd_gossip_adv_addr(n->listen_str, host, force, cc.self.addr[DISC_ADDR_TUNNEL], DISC_ADDR_MAX);
+    /* Agents dial a node directly only where it says they can. */
+    if (n->cfg.advertise_tunnel_addr != NULL)
+        snprintf(cc.self.addr[DISC_ADDR_TUNNEL], DISC_ADDR_MAX, "%s", n->cfg.advertise_tunnel_addr);
     nd_gossip_adv_addr(n->admin_str, host, force, cc.self.addr[DISC_ADDR_ADMIN], DISC_ADDR_MAX);
+    nd_gossip_adv_addr(n->peer_str, host, force, cc.self.addr[DISC_ADDR_PEER], DISC_ADDR_MAX);
     cc.bind = n->cfg.gossip_addr;
     cc.event_cb = nd_gossip_on_event;
     cc.event_arg = n;
@@ -176,6 +280,8 @@ int nd__gossip_start(struct nd_node *n)
     }
     uv_timer_init(n->loop, &n->gossip_timer);
     n->gossip_timer.data = n;
+    uv_timer_init(n->loop, &n->discovery_timer);
+    n->discovery_timer.data = n;
     snprintf(n->gossip_str, sizeof(n->gossip_str), "%s", disc_cluster_addr(n->gossip));
     WR_INFO("node", "gossip_listening", "addr=%s advertise=%s joins=%u", n->gossip_str,
             disc_member_addr(disc_cluster_self(n->gossip), DISC_ADDR_GOSSIP), n->cfg.n_joins);
@@ -403,8 +509,9 @@ static void nd_gossip_close_now(struct nd_node *n)
 {
     struct disc_cluster *c = n->gossip;
     n->gossip = NULL;
-    n->pending_closes += 2;
+    n->pending_closes += 3;
     uv_close((uv_handle_t *)&n->gossip_timer, nd_gossip_on_handle_close);
+    uv_close((uv_handle_t *)&n->discovery_timer, nd_gossip_on_handle_close);
     disc_cluster_close(c, nd_gossip_on_cluster_closed, n);
 }
 

@@ -136,12 +136,18 @@ struct nd_node {
     char admin_str[WR_ADDR_STRLEN];  /* bound admin address, "" when off */
     struct disc_cluster *gossip;     /* NULL when gossip is off or closed */
     uv_timer_t gossip_timer;         /* the grace between leave and close */
+    uv_timer_t discovery_timer;      /* debounces DISCOVERY lists to agents */
+    uint64_t discovery_hash;         /* of the list agents have now */
+    uint64_t discovery_sent;         /* DISCOVERY messages sent (each to every agent) */
     char gossip_str[WR_ADDR_STRLEN]; /* bound gossip address, "" when off */
     bool gossip_left;                /* disc_cluster_leave was called */
     bool gossip_stopping;
     uint32_t pending_closes;
     bool draining;
     bool stopped;
+    /* Peer links and forwarding (nd_peer.c). */
+    struct nd_peers *peers;        /* NULL until nd__peer_start; see nd__peer_is_on */
+    char peer_str[WR_ADDR_STRLEN]; /* bound peer address, "" when forwarding is off */
 };
 
 /* Tunnel connections (nd_tunnel.c). */
@@ -151,6 +157,9 @@ void nd__tunc_accept(struct nd_node *n, uv_stream_t *server);
 struct wr_mux_stream *nd__tunc_open_stream(struct nd_tunc *t, struct wr_slice hdr, int *err);
 const char *nd__tunc_agent(const struct nd_tunc *t);
 void nd__tunc_goaway(struct nd_tunc *t);
+/* Sends a control message (a DISCOVERY list) on a READY connection; a write
+ * failure closes it. */
+void nd__tunc_send_control(struct nd_tunc *t, struct wr_slice msg);
 /* True when draining and no stream is left open. */
 bool nd__tunc_drained(const struct nd_tunc *t);
 /* Closes every draining connection with no open stream left. */
@@ -180,6 +189,11 @@ struct nd_tunc *nd__tunc_from_link(struct nd_list *link);
 
 /* Entry points (nd_entry.c). */
 int nd__entry_start(struct nd_node *n, struct nd_entry *e);
+/* Accepts and routes every connection queued on <e>'s listener (at most
+ * ND_ENTRY_FLUSH_MAX); the drain calls it right before closing the listener.
+ * Returns how many. */
+#define ND_ENTRY_FLUSH_MAX 4096
+uint32_t nd__entry_flush_queue(struct nd_entry *e);
 void nd__entry_stop(struct nd_entry *e);
 
 /* Gossip membership (nd_gossip.c). Every function is a no-op when gossip is
@@ -196,6 +210,61 @@ void nd__gossip_stop(struct nd_node *n);
 void nd__gossip_publish(struct nd_node *n);
 /* True when gossip is off, when there is nothing to join, or once joined. */
 bool nd__gossip_is_joined(const struct nd_node *n);
+/* The discovery list agents get: live nodes (ALIVE or SUSPECT, role node,
+ * this one included) with the tunnel address each advertises for direct
+ * dials (--advertise-tunnel-addr; "" when agents must use the fleet). Just
+ * this node when gossip is off. Returns the count (at most <max>). */
+size_t nd__gossip_node_list(struct nd_node *n, struct wr_node_entry *out, size_t max);
+
+/* ---- peer links: forwarding between nodes (nd_peer.c) ------------------------ */
+/* A visitor whose tunnel has no local agent is forwarded to a node that holds
+ * it (from gossip) over a persistent mutual-TLS link (ALPN warren-peer/1); a
+ * node routes a peer's stream only to its own agents (hop rule). Every
+ * function is a no-op while forwarding is off (gossip off, --peer-addr off). */
+#define ND_PEER_DIAL_TIMEOUT_MS 3000 /* TCP + TLS of a dialed link; held visitors wait this */
+#define ND_PEER_HOLD_MAX 1024        /* visitors waiting for a link at once */
+#define ND_PEER_REPLAY_MAX 65536     /* visitor bytes kept for a retry on another node */
+#define ND_PEER_MAX_LINKS 1024       /* links at once, both directions */
+#define ND_FWD_ATTEMPTS 2            /* the first holder and one other */
+
+struct nd_peer_stats {
+    uint64_t fwd_out;     /* visitors forwarded: streams opened to a peer */
+    uint64_t fwd_in;      /* peer streams relayed to a local agent */
+    uint64_t refused_out; /* visitors that needed forwarding and were refused */
+    uint64_t refused_in;  /* peer streams refused (no agent, hop limit, draining) */
+    uint32_t links;       /* links with TLS done (ready or draining) */
+};
+
+/* Loads the peer TLS contexts and binds --peer-addr (with gossip on); sets
+ * n->peer_str. Returns 0 or an error (logged); a default address that cannot
+ * be bound only turns forwarding off, with a warning. */
+int nd__peer_start(struct nd_node *n);
+bool nd__peer_is_on(const struct nd_node *n);
+/* SIGTERM: closes the listener, sends GOAWAY on every link, refuses visitors
+ * still waiting for a link. */
+void nd__peer_drain(struct nd_node *n);
+/* Closes every link that is draining with no stream left. */
+void nd__peer_drain_progress(struct nd_node *n);
+/* Drain deadline: closes every link now. */
+void nd__peer_force_close(struct nd_node *n);
+/* True when no link is left (any state). */
+bool nd__peer_idle(const struct nd_node *n);
+/* After uv_run returned: frees what nd__peer_start made. */
+void nd__peer_free(struct nd_node *n);
+/* Entry point <e> has no local agent for visitor <c>: forwards it to a node
+ * holding the tunnel (waiting, bounded, for the gossip join of a node that
+ * just started). Returns NULL when it took <c> (it logs and counts a later
+ * refusal itself), else the refusal reason for the caller to log (<c>
+ * untouched): forwarding off, or no holder on any node. */
+const char *nd__peer_forward(struct nd_node *n, struct nd_entry *e, struct wr_conn *c);
+/* Gossip: member <id> failed, left or was forgotten. Its links take no new
+ * stream and close once idle. */
+void nd__peer_member_gone(struct nd_node *n, const char *id);
+void nd__peer_get_stats(const struct nd_node *n, struct nd_peer_stats *out);
+/* The hop rule for an OPEN received on a peer link: WR_CODE_OK when the node
+ * may route it to a local agent, else the code to reset the stream with and
+ * a static reason in *why. */
+uint32_t nd__peer_route_check(const struct wr_msg_open *o, bool draining, const char **why);
 
 /* ---- admin API: HTTP server (nd_admin.c) ------------------------------------ */
 #define ND_ADMIN_HEAD_MAX 8192    /* request line + headers */

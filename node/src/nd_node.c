@@ -26,6 +26,9 @@ void nd_config_init(struct nd_config *cfg)
     cfg->max_streams = 4096;
     cfg->window = WR_MUX_DEFAULT_WINDOW;
     cfg->gossip_addr = "0.0.0.0:7946";
+    cfg->peer_enabled = true;
+    err = wr_addr_parse("0.0.0.0:7444", &cfg->peer_addr);
+    WR_ASSERT(err == 0);
 }
 
 static const char *const nd_reject_class_names[ND_REJECT__COUNT] = {
@@ -85,7 +88,7 @@ static void nd_node_close_handle(struct nd_node *n, uv_handle_t *h)
 
 void nd__node_maybe_stopped(struct nd_node *n)
 {
-    if (!n->draining || n->stopped || n->n_tuncs > 0 || n->n_relays > 0)
+    if (!n->draining || n->stopped || n->n_tuncs > 0 || n->n_relays > 0 || !nd__peer_idle(n))
         return;
     n->stopped = true;
     WR_INFO("node", "stopped", "node=%s", n->node_id);
@@ -106,6 +109,7 @@ void nd__node_drain_progress(struct nd_node *n)
         if (nd__tunc_drained(t))
             nd__tunc_close(t, WR_CODE_OK, "drained");
     }
+    nd__peer_drain_progress(n);
     nd__node_maybe_stopped(n);
 }
 
@@ -116,6 +120,7 @@ static void nd_node_force_close(struct nd_node *n, const char *why)
     {
         nd__tunc_close(nd__tunc_from_link(pos), WR_CODE_SHUTDOWN, why);
     }
+    nd__peer_force_close(n);
     nd__node_maybe_stopped(n);
 }
 
@@ -132,15 +137,23 @@ void nd_node_drain(struct nd_node *n)
         nd_node_force_close(n, "second signal");
         return;
     }
+    /* Visitors the kernel already accepted are served, not reset by the
+     * close; each listener is closed right after its queue is taken, so
+     * that the window for a new one to slip in is as short as it can be
+     * (later ones are refused at SYN and the balancer tries elsewhere). */
+    uint32_t flushed = 0;
+    for (uint32_t i = 0; i < n->n_entries; i++) {
+        flushed += nd__entry_flush_queue(&n->entries[i]);
+        nd_node_close_handle(n, (uv_handle_t *)&n->entries[i].tcp);
+    }
     n->draining = true;
     /* Tell the cluster first, so that peers stop sending visitors our way
      * while the streams finish. */
     nd__gossip_leave(n);
-    WR_INFO("node", "draining", "node=%s agents=%u relays=%u deadline_ms=%u", n->node_id,
-            n->n_tuncs, n->n_relays, n->cfg.drain_timeout_ms);
+    WR_INFO("node", "draining", "node=%s agents=%u relays=%u queued_visitors=%u deadline_ms=%u",
+            n->node_id, n->n_tuncs, n->n_relays, flushed, n->cfg.drain_timeout_ms);
     nd_node_close_handle(n, (uv_handle_t *)&n->listener);
-    for (uint32_t i = 0; i < n->n_entries; i++)
-        nd_node_close_handle(n, (uv_handle_t *)&n->entries[i].tcp);
+    nd__peer_drain(n);
     uv_timer_start(&n->drain_timer, nd_node_on_drain_timer, n->cfg.drain_timeout_ms, 0);
     n->drain_timer.data = n;
     struct nd_list *pos, *tmp;
@@ -186,6 +199,8 @@ static int nd_node_write_ready_file(struct nd_node *n)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "admin %s\n", n->admin_str);
     if (n->gossip_str[0] != '\0')
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "gossip %s\n", n->gossip_str);
+    if (n->peer_str[0] != '\0')
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "peer %s\n", n->peer_str);
     return wr_write_file(n->cfg.ready_file, buf, len, 0644);
 }
 
@@ -291,6 +306,10 @@ int nd_node_start(struct nd_node *n)
         }
         WR_INFO("node", "admin_listening", "addr=%s", n->admin_str);
     }
+    /* Before gossip, which advertises the bound peer address. */
+    err = nd__peer_start(n);
+    if (err != 0)
+        return err;
     err = nd__gossip_start(n);
     if (err != 0)
         return err;
@@ -311,6 +330,7 @@ void nd_node_free(struct nd_node *n)
 {
     nd_node_log_stats(n, "exit_stats");
     nd__admin_free(n);
+    nd__peer_free(n);
     nd__registry_cleanup(&n->reg);
     wr_tls_ctx_free(n->tls);
     free(n);

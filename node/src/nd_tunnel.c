@@ -239,8 +239,7 @@ static void nd_tunc_on_hello(struct nd_tunc *t, struct wr_slice msg)
     memcpy(w->cluster, n->cluster, sizeof(w->cluster));
     w->ping_interval_ms = n->cfg.ping_interval_ms;
     w->ping_timeout_ms = n->cfg.ping_timeout_ms;
-    w->n_nodes = 1;
-    memcpy(w->nodes[0].node_id, n->node_id, sizeof(w->nodes[0].node_id));
+    w->n_nodes = (uint32_t)nd__gossip_node_list(n, w->nodes, WR_MAX_NODES);
     struct wr_buf b = {0};
     err = wr_msg_welcome_encode(w, &b);
     free(w);
@@ -462,6 +461,14 @@ const char *nd__tunc_agent(const struct nd_tunc *t)
 
 /* Drain: the agent opens nothing new here and frees its slot; the open
  * streams finish, then nd__node_drain_progress closes us. */
+void nd__tunc_send_control(struct nd_tunc *t, struct wr_slice msg)
+{
+    if (t->state != ND_TUNC_ST_READY)
+        return;
+    if (wr_mux_send_control(t->mux, msg) != 0)
+        nd__tunc_close(t, WR_CODE_INTERNAL, "control write failed");
+}
+
 void nd__tunc_goaway(struct nd_tunc *t)
 {
     if (t->state < ND_TUNC_ST_READY) {

@@ -18,13 +18,6 @@ def members(admin):
     return {m["id"]: m for m in json.loads(body)}
 
 
-def free_port():
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
-
-
 def probes_sent(admin):
     text = h.http_get(admin, "/metrics")[2].decode()
     return int([l for l in text.splitlines() if l.startswith("warren_gossip_probes_total ")][0]
@@ -57,7 +50,8 @@ def scenario(c):
     h.wait_for(all_alive, 10, "every node sees 3 ALIVE members", interval=0.1)
     m2 = members(i1["admin"])["n2"]
     h.check(m2["role"] == "node", "role of n2: %r" % m2["role"])
-    h.check(m2["addresses"].get("tunnel") == i2["listen"], "n2's tunnel address: %r" % m2)
+    h.check(not m2["addresses"].get("tunnel"),
+            "no direct tunnel address unless advertised: %r" % m2)
     h.check(m2["addresses"].get("admin") == i2["admin"], "n2's admin address: %r" % m2)
     h.check(m2["addresses"].get("gossip") == i2["gossip"], "n2's gossip address: %r" % m2)
     for a in admins.values():
@@ -112,16 +106,17 @@ def scenario(c):
 
     # --advertise-addr: n4 binds wildcards and tells the others to use
     # 127.0.0.2; n1 reaches it there (it stays ALIVE through n1's probes).
-    port = free_port()
+    port = h.free_port("0.0.0.0", udp_too=True)
     n4, i4 = c.node(node_id="n4", cluster_key=key, listen="0.0.0.0:0",
                     gossip_addr="0.0.0.0:%d" % port, join=[i1["gossip"]],
-                    extra=["--advertise-addr", "127.0.0.2"])
+                    extra=["--advertise-addr", "127.0.0.2",
+                           "--advertise-tunnel-addr", "tunnel.example:7443"])
     h.wait_for(lambda: state_of(i1["admin"], "n4") == "ALIVE", 10, "n1 sees n4 ALIVE",
                interval=0.1)
     m4 = members(i1["admin"])["n4"]
-    tport = h.split_addr(i4["listen"])[1]
     h.check(m4["addresses"].get("gossip") == "127.0.0.2:%d" % port, "n4's gossip address: %r" % m4)
-    h.check(m4["addresses"].get("tunnel") == "127.0.0.2:%d" % tport, "n4's tunnel address: %r" % m4)
+    h.check(m4["addresses"].get("tunnel") == "tunnel.example:7443",
+            "n4's advertised tunnel address: %r" % m4)
     h.wait_for(lambda: members(i4["admin"]).get("n1", {}).get("state") == "ALIVE", 10,
                "n4 sees n1 ALIVE")
     # n4 is n1's only live peer: every probe n1 sends goes to 127.0.0.2.

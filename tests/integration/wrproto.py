@@ -111,11 +111,13 @@ def hello(tunnel, token, agent="raw", weight=1, services=("svc",), version=1, ro
 class RawPeer:
     """A TLS client speaking warren frames by hand."""
 
-    def __init__(self, addr, ca, alpn=("warren/1",), sni="c1", timeout=10):
+    def __init__(self, addr, ca, alpn=("warren/1",), sni="c1", timeout=10, cert=None, key=None):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         ctx.load_verify_locations(ca)
         ctx.check_hostname = False
+        if cert is not None:  # a client certificate (node-to-node peer links)
+            ctx.load_cert_chain(cert, key)
         if alpn:
             ctx.set_alpn_protocols(list(alpn))
         raw = h.connect(addr, timeout=timeout)

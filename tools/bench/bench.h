@@ -28,6 +28,8 @@ struct bench_cmd {
 };
 
 extern const struct bench_cmd cmd_tunnel_entry;
+extern const struct bench_cmd cmd_gossip_entry;
+extern const struct bench_cmd cmd_pool_entry;
 
 /* Prints "warren-bench: <name>: <fmt>" to stderr. */
 void bench_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,8 +1,8 @@
 /*
  * main.c (warren-bench): the table of subcommands and the dispatch
  * ("warren-bench <command> [options]"), help at every level. Each command
- * lives in its own cmd_<name>.c; "tunnel" is the only one today, and gossip,
- * pool and lb benchmarks are meant to be added to the table the same way.
+ * lives in its own cmd_<name>.c: tunnel, gossip, pool (lb comes the same
+ * way).
  */
 #include "bench.h"
 
@@ -11,6 +11,8 @@
 
 static const struct bench_cmd *const bench_cmds[] = {
     &cmd_tunnel_entry,
+    &cmd_gossip_entry,
+    &cmd_pool_entry,
 };
 
 static void bench_main_usage(FILE *f)

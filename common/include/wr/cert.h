@@ -28,5 +28,7 @@ WR_MUST_CHECK int wr_cert_ca_pubkey(const char *ca_crt, uint8_t pk[WR_ED25519_PK
 WR_MUST_CHECK int wr_cert_ca_seed(const char *ca_key, uint8_t seed[WR_ED25519_SEED_LEN]);
 /* The cluster name (the CA certificate's common name) into <out>. */
 WR_MUST_CHECK int wr_cert_ca_cluster(const char *ca_crt, char *out, size_t outlen);
+/* The common name of any certificate file (a node's: its node id) into <out>. */
+WR_MUST_CHECK int wr_cert_cn(const char *crt, char *out, size_t outlen);
 
 #endif

@@ -19,6 +19,9 @@
 #include "wr/err.h"
 
 #define WR_ALPN "warren/1"
+/* Node-to-node peer links: mutual TLS, a protocol of their own so that an
+ * agent can never land on a peer listener or a node on an agent listener. */
+#define WR_ALPN_PEER "warren-peer/1"
 
 struct wr_conn;
 struct wr_tls_ctx;
@@ -65,6 +68,12 @@ struct wr_conn *wr_conn_dial(uv_loop_t *loop, const struct sockaddr *addr,
 struct wr_conn *wr_conn_accept(uv_stream_t *server, const struct wr_conn_opts *opts,
                                const struct wr_conn_cbs *cbs, void *arg, int *err);
 
+/* Takes a socket accepted outside libuv (accept4 on a listener's fd, see
+ * nd_entry.c's drain) as if wr_conn_accept had accepted it. <fd> is owned
+ * from the call on (closed on failure). */
+struct wr_conn *wr_conn_adopt(uv_loop_t *loop, uv_os_sock_t fd, const struct wr_conn_opts *opts,
+                              const struct wr_conn_cbs *cbs, void *arg, int *err);
+
 /* Flow control for what we receive: stop/resume calling on_read. Data already
  * decrypted but not delivered is kept and delivered after read_start. */
 int wr_conn_read_start(struct wr_conn *c);
@@ -98,7 +107,9 @@ bool wr_conn_is_ready(const struct wr_conn *c);
 const char *wr_conn_peer_str(const struct wr_conn *c);
 /* Server side, TLS: the SNI the client sent, or NULL. */
 const char *wr_conn_sni(const struct wr_conn *c);
-/* Dial side, TLS: the peer certificate's common name (the node id), or NULL. */
+/* TLS, once ready: the peer certificate's common name (the node id), or NULL.
+ * Dial side: the server's. Accept side: the client's, on a context that
+ * requires client certificates (wr_tls_ctx_new_server_mtls); else NULL. */
 const char *wr_conn_peer_cn(const struct wr_conn *c);
 /* Negotiated cipher suite name, or NULL for plain TCP. */
 const char *wr_conn_cipher(const struct wr_conn *c);
@@ -117,6 +128,17 @@ void wr_conn_set_cbs(struct wr_conn *c, const struct wr_conn_cbs *cbs, void *arg
 struct wr_tls_ctx *wr_tls_ctx_new_server(const char *cert_pem, const char *key_pem, int *err);
 /* A client context that verifies the server chain against <ca_pem>. */
 struct wr_tls_ctx *wr_tls_ctx_new_client(const char *ca_pem, int *err);
+/* Mutual TLS (node-to-node peer links), ALPN <alpn> (NULL: WR_ALPN; at most
+ * 31 bytes) instead of "warren/1". The server presents <cert_pem>/<key_pem>,
+ * requires a client certificate and verifies its chain against <ca_pem>: a
+ * client without one, or with one the CA did not issue, fails the handshake.
+ * The client presents its own certificate and verifies the server's chain the
+ * same way. Neither checks names: the caller compares wr_conn_peer_cn() with
+ * the identity it expects. NULL with *err set (the reason is logged once). */
+struct wr_tls_ctx *wr_tls_ctx_new_server_mtls(const char *cert_pem, const char *key_pem,
+                                              const char *ca_pem, const char *alpn, int *err);
+struct wr_tls_ctx *wr_tls_ctx_new_client_mtls(const char *cert_pem, const char *key_pem,
+                                              const char *ca_pem, const char *alpn, int *err);
 void wr_tls_ctx_free(struct wr_tls_ctx *t);
 
 /*

@@ -25,6 +25,8 @@
 /* Allocations of fixed-size control structures: abort with a log line on OOM. */
 void *wr_xmalloc(size_t n);
 void *wr_xcalloc(size_t n, size_t size);
+/* realloc that aborts on OOM like wr_xcalloc. */
+void *wr_xrealloc(void *p, size_t size);
 char *wr_xstrdup(const char *s);
 
 /* Monotonic clock in milliseconds / nanoseconds; wall clock in seconds. */

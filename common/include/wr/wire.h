@@ -18,8 +18,10 @@
  *   DISCOVERY type=104 nodes:[{id addr}] as in WELCOME
  *   ERROR     type=102 code:uint32 msg:str(<=WR_ERRMSG_MAX, opt)
  *   OPEN      type=200 svc:id client:str(<=63, printable, no spaces, opt) hop:uint(0..WR_HOP_MAX)
+ *             tunnel:id(opt; required on node-to-node peer links)
  *   claims    (no type) tunnel:id iat:uint64 exp:uint64 maxw:uint(1..255) jti:bin(16)
- * Encoders always write every key of the table ("" and [] included).
+ * Encoders always write every key of the table ("" and [] included), except
+ * OPEN's tunnel, which is left out when empty (agents never get it).
  */
 #ifndef WR_WIRE_H
 #define WR_WIRE_H
@@ -67,6 +69,8 @@ enum wr_proto_code {
     WR_CODE_CANCEL = 9,   /* the other end went away */
     WR_CODE_INTERNAL = 10,
     WR_CODE_TOO_LARGE = 11,
+    WR_CODE_NO_ROUTE = 12,  /* peer link: the node has no live agent for the tunnel */
+    WR_CODE_HOP_LIMIT = 13, /* peer link: hop count outside 1..WR_HOP_MAX-1 */
     WR_CODE__COUNT
 };
 const char *wr_proto_code_str(uint32_t code);
@@ -110,8 +114,9 @@ struct wr_msg_error {
 
 struct wr_msg_open {
     char service[WR_ID_MAX + 1];
-    char client_addr[64]; /* visitor's address, for logs; may be "" */
-    uint8_t hop;          /* 0 from an entry point; peers add 1 (max WR_HOP_MAX) */
+    char client_addr[64];       /* visitor's address, for logs; may be "" */
+    uint8_t hop;                /* 0 from an entry point; peers add 1 (max WR_HOP_MAX) */
+    char tunnel[WR_ID_MAX + 1]; /* "" toward agents; the tunnel id on peer links */
 };
 
 /* Reads only the "type" of a control map (any value in 0..INT32_MAX: rejecting an

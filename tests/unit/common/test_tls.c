@@ -4,9 +4,10 @@
  * the WARREN_AESGCM choice, real TLS 1.3 handshakes between two wr_conns on
  * 127.0.0.1 in one loop (data both ways through the device with each library,
  * wrong CA, ALPN refusal, garbage, handshake timeout, read_stop/read_start,
- * close_notify half-close). The throughput and idle-memory figures come from
- * bench_tls, run by hand with WR_BENCH=1 ./test_tls bench_tls (it is not a
- * ctest case; WARREN_AESGCM picks the library it measures).
+ * close_notify half-close, and the mutual TLS of peer links). The throughput
+ * and idle-memory figures come from bench_tls, run by hand with WR_BENCH=1
+ * ./test_tls bench_tls (it is not a ctest case; WARREN_AESGCM picks the
+ * library it measures).
  */
 /* link: wr_tls wr_base wolfssl sodium */
 #include "../../../common/src/wr_tls_int.h"
@@ -745,6 +746,123 @@ TEST(alpn_ok_raw)
     tt_pki_free(&pki);
 }
 
+/* ---- mutual TLS (node-to-node peer links) --------------------------------------- */
+
+/* Replaces the fixture's contexts with peer-link ones: the server presents
+ * node-1 and requires a client certificate; the client presents <crt>/<key>
+ * (NULL: a client context without a certificate) and offers <alpn>. */
+static void tt_fx_mtls(struct tt_fx *fx, struct tt_pki *p, const char *crt, const char *key,
+                       const char *alpn)
+{
+    wr_tls_ctx_free(fx->srv_tls);
+    wr_tls_ctx_free(fx->cli_tls);
+    int err = 0;
+    fx->srv_tls = wr_tls_ctx_new_server_mtls(p->crt, p->key, p->ca_crt, WR_ALPN_PEER, &err);
+    ASSERT(fx->srv_tls != NULL);
+    fx->srv_opts.tls = fx->srv_tls;
+    if (crt != NULL)
+        fx->cli_tls = wr_tls_ctx_new_client_mtls(crt, key, p->ca_crt, alpn, &err);
+    else
+        fx->cli_tls = wr_tls_ctx_new_client(p->ca_crt, &err);
+    ASSERT(fx->cli_tls != NULL);
+}
+
+/* Both sides verified: each learns the other's node id; data flows. */
+TEST(mtls_ok)
+{
+    struct tt_pki pki;
+    tt_pki_make(&pki);
+    char crt2[160], key2[160];
+    snprintf(crt2, sizeof(crt2), "%s/node2.crt", pki.dir);
+    snprintf(key2, sizeof(key2), "%s/node2.key", pki.dir);
+    ASSERT_OK(wr_cert_issue(pki.ca_crt, pki.ca_key, "node-2", 30, crt2, key2));
+    struct tt_fx fx;
+    tt_fx_init(&fx, &pki, true, NULL);
+    tt_fx_mtls(&fx, &pki, crt2, key2, WR_ALPN_PEER);
+    const size_t n = 200000;
+    fx.srv.tx_want = fx.srv.rx_want = n;
+    fx.cli.tx_want = fx.cli.rx_want = n;
+    fx.auto_finish = true;
+    tt_fx_dial(&fx, "node-1.test-cluster");
+    while (!(fx.srv.ready_called && fx.cli.ready_called))
+        ASSERT_OK(uv_run(&fx.loop, UV_RUN_ONCE) < 0);
+    ASSERT_OK(fx.srv.ready_status);
+    ASSERT_OK(fx.cli.ready_status);
+    ASSERT_STR_EQ(wr_conn_peer_cn(fx.cli.c), "node-1");
+    ASSERT_STR_EQ(wr_conn_peer_cn(fx.srv.c), "node-2"); /* the accepting side too */
+    tt_fx_run_and_close(&fx);
+    ASSERT_EQ(fx.srv.rx, n);
+    ASSERT_EQ(fx.cli.rx, n);
+    unlink(crt2);
+    unlink(key2);
+    tt_pki_free(&pki);
+}
+
+/* A client without a certificate is refused by a peer-link server. */
+TEST(mtls_no_client_cert)
+{
+    struct tt_pki pki;
+    tt_pki_make(&pki);
+    struct tt_fx fx;
+    tt_fx_init(&fx, &pki, true, NULL);
+    tt_fx_mtls(&fx, &pki, NULL, NULL, NULL);
+    /* The raw client offers the right protocol, so only the certificate is
+     * missing. */
+    struct tt_raw raw = {.addr = fx.addr, .ca = pki.ca_crt, .alpn = WR_ALPN_PEER};
+    pthread_t th;
+    ASSERT_OK(pthread_create(&th, NULL, tt_raw_client, &raw));
+    tt_fx_run_and_close(&fx);
+    ASSERT_OK(pthread_join(th, NULL));
+    ASSERT(fx.srv.ready_called);
+    ASSERT_EQ(fx.srv.ready_status, WR_ETLS);
+    tt_pki_free(&pki);
+}
+
+/* A client certificate from another cluster's CA is refused. */
+TEST(mtls_foreign_ca)
+{
+    struct tt_pki pki;
+    tt_pki_make(&pki);
+    char crt2[160], key2[160];
+    snprintf(crt2, sizeof(crt2), "%s/node9.crt", pki.dir2);
+    snprintf(key2, sizeof(key2), "%s/node9.key", pki.dir2);
+    ASSERT_OK(wr_cert_issue(pki.ca2_crt, pki.ca2_key, "node-9", 30, crt2, key2));
+    struct tt_fx fx;
+    tt_fx_init(&fx, &pki, true, NULL);
+    tt_fx_mtls(&fx, &pki, crt2, key2, WR_ALPN_PEER);
+    tt_fx_dial(&fx, "node-1.test-cluster");
+    tt_fx_run_and_close(&fx);
+    ASSERT(fx.srv.ready_called);
+    ASSERT(fx.srv.ready_status < 0);
+    /* TLS 1.3: the client may finish before the server checks its
+     * certificate; then the server's alert fails its first read. */
+    ASSERT(fx.cli.ready_called);
+    ASSERT(fx.cli.ready_status < 0 || fx.cli.error < 0);
+    ASSERT_EQ(0, fx.cli.rx);
+    unlink(crt2);
+    unlink(key2);
+    tt_pki_free(&pki);
+}
+
+/* The tunnel protocol on a peer listener (an agent dialing it) fails ALPN. */
+TEST(mtls_wrong_alpn)
+{
+    struct tt_pki pki;
+    tt_pki_make(&pki);
+    struct tt_fx fx;
+    tt_fx_init(&fx, &pki, true, NULL);
+    tt_fx_mtls(&fx, &pki, pki.crt, pki.key, WR_ALPN);
+    tt_fx_dial(&fx, "node-1.test-cluster");
+    tt_fx_run_and_close(&fx);
+    ASSERT(fx.srv.ready_called);
+    ASSERT_EQ(fx.srv.ready_status, WR_EALPN);
+    ASSERT(fx.cli.ready_status < 0);
+    int err = 0;
+    ASSERT(wr_tls_ctx_new_server_mtls(pki.crt, pki.key, pki.ca_crt, "a,b", &err) == NULL);
+    ASSERT_EQ(err, WR_EUSAGE);
+    tt_pki_free(&pki);
+}
+
 TEST(garbage)
 {
     struct tt_pki pki;
@@ -1104,4 +1222,6 @@ TEST_MAIN(TEST_ENTRY(dev_roundtrip), TEST_ENTRY(handshake_data), TEST_ENTRY(aead
           TEST_ENTRY(aead_env), TEST_ENTRY(wrong_ca), TEST_ENTRY(alpn_wrong),
           TEST_ENTRY(alpn_missing), TEST_ENTRY(alpn_ok_raw), TEST_ENTRY(garbage),
           TEST_ENTRY(handshake_timeout), TEST_ENTRY(read_stop_start_tls),
-          TEST_ENTRY(read_stop_start_plain), TEST_ENTRY(tls_half_close), TEST_ENTRY(bench_tls))
+          TEST_ENTRY(read_stop_start_plain), TEST_ENTRY(tls_half_close), TEST_ENTRY(mtls_ok),
+          TEST_ENTRY(mtls_no_client_cert), TEST_ENTRY(mtls_foreign_ca), TEST_ENTRY(mtls_wrong_alpn),
+          TEST_ENTRY(bench_tls))

@@ -881,6 +881,124 @@ TEST(open_rejects)
     ASSERT_STR_EQ("open: invalid client", why);
 }
 
+/* The tunnel key of OPEN (peer links): optional, left out when empty. */
+TEST(open_tunnel_roundtrip)
+{
+    struct wr_msg_open o, d;
+    struct wr_buf b = {0};
+    const char *why = NULL;
+    memset(&o, 0, sizeof(o));
+    memcpy(o.service, "http", 5);
+    o.hop = 1;
+    ASSERT_OK(wr_msg_open_encode(&o, &b));
+    /* No tunnel: the encoding toward agents has no "tunnel" key at all. */
+    ASSERT(memmem(b.data + b.off, b.len, "tunnel", 6) == NULL);
+    ASSERT_OK(wr_msg_open_decode(wr_buf_peek(&b), &d, &why));
+    ASSERT_STR_EQ("", d.tunnel);
+    ASSERT_MEM_EQ(&o, &d, sizeof(o));
+    b.len = 0;
+
+    memset(o.tunnel, 'T', WR_ID_MAX); /* the longest id */
+    ASSERT_OK(wr_msg_open_encode(&o, &b));
+    ASSERT(memmem(b.data + b.off, b.len, "tunnel", 6) != NULL);
+    ASSERT_OK(wr_msg_open_decode(wr_buf_peek(&b), &d, &why));
+    ASSERT_MEM_EQ(&o, &d, sizeof(o));
+    b.len = 0;
+
+    memcpy(o.tunnel, "bad tunnel", 11);
+    ASSERT_EQ(WR_EUSAGE, wr_msg_open_encode(&o, &b));
+    ASSERT_EQ(0, b.len);
+    wr_buf_free(&b);
+}
+
+/* An OPEN map with svc, hop and a tunnel value written by <fn>. */
+static void tb_open_tunnel(void (*fn)(struct tb *))
+{
+    tbuf.n = 0;
+    tb_map(&tbuf, 4);
+    tb_str(&tbuf, "type");
+    tb_uint(&tbuf, WR_MSG_OPEN);
+    tb_str(&tbuf, "svc");
+    tb_str(&tbuf, "http");
+    tb_str(&tbuf, "hop");
+    tb_uint(&tbuf, 1);
+    tb_str(&tbuf, "tunnel");
+    fn(&tbuf);
+}
+
+static void tv_empty(struct tb *t)
+{
+    tb_str(t, "");
+}
+static void tv_badchar(struct tb *t)
+{
+    tb_str(t, "t1/../x");
+}
+static void tv_long(struct tb *t)
+{
+    char s[WR_ID_MAX + 1];
+    memset(s, 'a', sizeof(s));
+    tb_strn(t, s, sizeof(s));
+}
+static void tv_uint(struct tb *t)
+{
+    tb_uint(t, 7);
+}
+static void tv_nul(struct tb *t)
+{
+    tb_strn(t, "t\0x", 3);
+}
+static void tv_ok(struct tb *t)
+{
+    tb_str(t, "web.prod");
+}
+
+TEST(open_tunnel_rejects)
+{
+    struct wr_msg_open d;
+    const char *why = NULL;
+    tb_open_tunnel(tv_ok);
+    ASSERT_OK(wr_msg_open_decode(tb_slice(&tbuf), &d, &why));
+    ASSERT_STR_EQ("web.prod", d.tunnel);
+    ASSERT_EQ(1, d.hop);
+
+    static const struct {
+        void (*fn)(struct tb *);
+        const char *why;
+    } bad[] = {
+        {tv_empty, "open: invalid tunnel"},       {tv_badchar, "open: invalid tunnel"},
+        {tv_nul, "open: invalid tunnel"},         {tv_long, "open: tunnel too long"},
+        {tv_uint, "open: wrong type for tunnel"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        tb_open_tunnel(bad[i].fn);
+        memset(&d, 0x5a, sizeof(d));
+        ASSERT_EQ(WR_EPROTO, wr_msg_open_decode(tb_slice(&tbuf), &d, &why));
+        ASSERT_STR_EQ(bad[i].why, why);
+        ASSERT_STR_EQ("", d.tunnel); /* zeroed on error */
+    }
+
+    /* The key given twice. */
+    tb_open_tunnel(tv_ok);
+    tbuf.b[0] += 1;
+    tb_str(&tbuf, "tunnel");
+    tb_str(&tbuf, "other");
+    ASSERT_EQ(WR_EPROTO, wr_msg_open_decode(tb_slice(&tbuf), &d, &why));
+    ASSERT_STR_EQ("open: duplicate key", why);
+
+    /* Every truncation of a valid OPEN with a tunnel is refused. */
+    tb_open_tunnel(tv_ok);
+    size_t full = tbuf.n;
+    for (size_t n = 0; n < full; n++)
+        ASSERT_EQ(WR_EPROTO, wr_msg_open_decode(wr_slice_make(tbuf.b, n), &d, &why));
+}
+
+TEST(proto_code_peer)
+{
+    ASSERT_STR_EQ("no_route", wr_proto_code_str(WR_CODE_NO_ROUTE));
+    ASSERT_STR_EQ("hop_limit", wr_proto_code_str(WR_CODE_HOP_LIMIT));
+}
+
 TEST(claims_roundtrip)
 {
     struct wr_token_claims c, d;
@@ -965,5 +1083,6 @@ TEST_MAIN(TEST_ENTRY(hello_roundtrip), TEST_ENTRY(hello_svc_optional),
           TEST_ENTRY(encode_rejects_bad_fields), TEST_ENTRY(welcome_roundtrip),
           TEST_ENTRY(welcome_full_list), TEST_ENTRY(welcome_rejects),
           TEST_ENTRY(discovery_roundtrip), TEST_ENTRY(error_roundtrip), TEST_ENTRY(proto_code_str),
-          TEST_ENTRY(open_roundtrip), TEST_ENTRY(open_rejects), TEST_ENTRY(claims_roundtrip),
-          TEST_ENTRY(peek_type))
+          TEST_ENTRY(open_roundtrip), TEST_ENTRY(open_rejects), TEST_ENTRY(open_tunnel_roundtrip),
+          TEST_ENTRY(open_tunnel_rejects), TEST_ENTRY(proto_code_peer),
+          TEST_ENTRY(claims_roundtrip), TEST_ENTRY(peek_type))

@@ -313,6 +313,56 @@ TEST(loop_rejoin_seeds_when_alone)
     ASSERT_EQ(0, uv_loop_close(&loop));
 }
 
+static void count_rejoins(void *arg, enum wr_log_level lvl, const char *ev, const char *kv)
+{
+    (void)lvl;
+    (void)kv;
+    if (strcmp(ev, "rejoin") == 0)
+        ++*(int *)arg;
+}
+
+static bool pred_never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+/* With the default reconnect interval (5 s, left at 0 in the config), a
+ * member alone with a dead seed dials it once per interval, not on every
+ * timer tick. */
+TEST(loop_rejoin_waits_the_interval)
+{
+    ASSERT_OK(wr_crypto_init());
+    wr_log_level_cur = WR_LOG_INFO;
+    ASSERT_OK(uv_loop_init(&loop));
+    int rejoins = 0;
+    struct disc_cluster_config cfg = {0};
+    cfg.swim.probe_interval_ms = 20; /* many ticks */
+    cfg.swim.log_cb = count_rejoins;
+    cfg.swim.log_arg = &rejoins;
+    snprintf(cfg.self.id, sizeof(cfg.self.id), "alone");
+    cfg.bind = "127.0.0.1:0";
+    struct disc_keyring *kr = disc_keyring_new(key_good);
+    ASSERT_OK(disc_cluster_start(&loop, &cfg, kr, &nodes[0].c));
+    memset(&nodes[0].ev, 0, sizeof(nodes[0].ev));
+    /* A seed nobody listens on; "joined" is what a past join would have set:
+     * reach it through a member that then goes away. */
+    start(1, "peer", key_good);
+    join(0, 1);
+    struct see alive = {"peer", DISC_MEMBER_ST_ALIVE};
+    ASSERT(run_until(pred_all_see, &alive, 5000));
+    stop(1);
+    run_until(pred_never, NULL, 3000);
+    /* The peer is suspected, then dead within ~1 s; then one rejoin round
+     * at most in the remaining 2 s (the next comes 5 s later). */
+    ASSERT_LE(rejoins, 1);
+    stop(0);
+    for (int i = 0; i < 100 && uv_loop_alive(&loop); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT_EQ(0, uv_loop_close(&loop));
+    wr_log_level_cur = WR_LOG_WARN;
+}
+
 TEST(loop_start_rejects_bad_config)
 {
     ASSERT_OK(wr_crypto_init());
@@ -545,6 +595,7 @@ TEST(loop_close_from_event_callback)
 }
 
 TEST_MAIN(TEST_ENTRY(loop_cluster_converge_fail_leave_rejoin_wrong_key),
-          TEST_ENTRY(loop_rejoin_seeds_when_alone), TEST_ENTRY(loop_start_rejects_bad_config),
+          TEST_ENTRY(loop_rejoin_seeds_when_alone), TEST_ENTRY(loop_rejoin_waits_the_interval),
+          TEST_ENTRY(loop_start_rejects_bad_config),
           TEST_ENTRY(loop_hostile_input_dropped_and_counted),
           TEST_ENTRY(loop_close_from_event_callback))
