@@ -50,6 +50,11 @@ static const char nd_usage[] =
     "                           carry visitors for tunnels with no agent on the node\n"
     "                           they reached (default 0.0.0.0:7444; with gossip only;\n"
     "                           'off' disables forwarding)\n"
+    "  --proxy-protocol-from CIDR[,CIDR...]\n"
+    "                           connections to --listen and to the entry points from\n"
+    "                           these networks (the load balancers) must start with\n"
+    "                           a PROXY protocol v1/v2 header; its client address is\n"
+    "                           used (repeatable; default none: PROXY protocol off)\n"
     "  --ready-file FILE        write the bound addresses here once listening\n"
     "  --log-level LEVEL        error|warn|info|debug|trace (default info)\n"
     "  -h, --help               this text\n"
@@ -80,6 +85,7 @@ enum {
     ND_OPT_ADVERTISE_ADDR,
     ND_OPT_ADVERTISE_TUNNEL_ADDR,
     ND_OPT_PEER_ADDR,
+    ND_OPT_PROXY_PROTOCOL_FROM,
 };
 
 static const struct option nd_options[] = {
@@ -105,6 +111,7 @@ static const struct option nd_options[] = {
     {"advertise-addr", required_argument, NULL, ND_OPT_ADVERTISE_ADDR},
     {"advertise-tunnel-addr", required_argument, NULL, ND_OPT_ADVERTISE_TUNNEL_ADDR},
     {"peer-addr", required_argument, NULL, ND_OPT_PEER_ADDR},
+    {"proxy-protocol-from", required_argument, NULL, ND_OPT_PROXY_PROTOCOL_FROM},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -132,6 +139,33 @@ static void nd_main_parse_entry(const char *v, struct nd_entry_config *e)
     memcpy(e->tunnel, eq + 1, tlen);
     e->tunnel[tlen] = '\0';
     snprintf(e->service, sizeof(e->service), "%s", slash + 1);
+}
+
+/* "CIDR[,CIDR...]", appended to cfg->proxy_from. */
+static void nd_main_parse_proxy_from(const char *v, struct nd_config *cfg)
+{
+    const char *p = v;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char item[WR_CIDR_STRLEN];
+        if (len == 0 || len >= sizeof(item))
+            wr_flags_fail("invalid --proxy-protocol-from '%s': expected CIDR[,CIDR...] "
+                          "(e.g. 10.0.0.0/8,2001:db8::/32)",
+                          v);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (cfg->n_proxy_from == ND_MAX_PROXY_FROM)
+            wr_flags_fail("too many --proxy-protocol-from networks (max %d)", ND_MAX_PROXY_FROM);
+        if (wr_cidr_parse(item, &cfg->proxy_from[cfg->n_proxy_from]) != 0)
+            wr_flags_fail("invalid --proxy-protocol-from '%s': '%s' is not IP/PREFIX with the "
+                          "host bits zero (e.g. 10.0.0.0/8, 2001:db8::/32, 192.0.2.7)",
+                          v, item);
+        cfg->n_proxy_from++;
+        if (comma == NULL)
+            return;
+        p = comma + 1;
+    }
 }
 
 /* Reads the gossip keyring file: one base64 key per line, the first the
@@ -277,6 +311,9 @@ int main(int argc, char **argv)
             cfg.peer_addr_set = cfg.peer_enabled;
             if (cfg.peer_enabled && wr_addr_parse(optarg, &cfg.peer_addr) != 0)
                 wr_flags_fail("invalid --peer-addr '%s' (use IP:PORT or off)", optarg);
+            break;
+        case ND_OPT_PROXY_PROTOCOL_FROM:
+            nd_main_parse_proxy_from(optarg, &cfg);
             break;
         case 'h':
             fputs(nd_usage, stdout);

@@ -20,6 +20,7 @@ DOC = os.path.join(ROOT, "docs", "operations.md")
 BLOCKS = {
     "## warren-node": ("node/warren-node", [["--help"]]),
     "## warren-agent": ("agent/warren-agent", [["--help"]]),
+    "## warren-lb": ("lb/warren-lb", [["--help"]]),
     "## warrenctl": ("tools/warrenctl", [["--help"], ["status", "--help"], ["tunnels", "--help"],
                                         ["members", "--help"], ["converge", "--help"],
                                         ["ca", "--help"], ["cert", "--help"],

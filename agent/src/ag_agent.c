@@ -44,6 +44,11 @@ struct ag_agent {
     uint64_t streams_served, streams_refused, registrations, duplicates, dial_failures;
     uint64_t dials[3]; /* direct, fleet (aimed by SNI), blind */
     size_t last_wanted, last_held, last_dialing;
+    /* Does the fleet address route by SNI? Dials aimed at a node through it
+     * start one per node; once one lands elsewhere (a plain L4 balancer)
+     * several go at once, until 3 in a row land where aimed again. */
+    bool fleet_parallel;
+    uint32_t fleet_hits;
     bool status_logged;
     int pending_closes;
     bool stopping;
@@ -275,7 +280,8 @@ static void ag_agent_kick(struct ag_agent *a)
         return;
     uint64_t now = wr_now_ms(), wake = UINT64_MAX;
     while (a->n_dialing < a->cfg.max_dials) {
-        struct ag_node *nd = ag__pool_next(&a->pool, now, a->cfg.max_dials, &wake);
+        struct ag_node *nd =
+            ag__pool_next(&a->pool, now, a->fleet_parallel ? a->cfg.max_dials : 1, &wake);
         if (nd == NULL)
             break;
         ag_agent_dial(a, nd);
@@ -310,6 +316,16 @@ static struct ag_node *ag_agent_release_aim(struct ag_agent *a, struct ag_link *
 
 bool ag__agent_link_identified(struct ag_agent *a, struct ag_link *l)
 {
+    if (l->target[0] != '\0' && !l->direct) {
+        bool hit = strcmp(l->target, l->node_id) == 0;
+        a->fleet_hits = hit ? a->fleet_hits + 1 : 0;
+        if (!hit && !a->fleet_parallel)
+            WR_DEBUG("agent", "fleet_not_sni_routed", "aimed=%s landed=%s", l->target, l->node_id);
+        if (!hit)
+            a->fleet_parallel = true;
+        else if (a->fleet_hits >= 3)
+            a->fleet_parallel = false;
+    }
     struct ag_node *nd = ag__pool_find(&a->pool, l->node_id);
     if (nd != NULL && nd->held != NULL && nd->held != l) {
         a->duplicates++;

@@ -13,6 +13,7 @@
 #include "wr/util.h"
 #include "wr/flags.h"
 #include "wr/addr.h"
+#include "wr/proxy.h"
 #include "wr/crypto.h"
 #include "wr/token.h"
 #include "wr/wire.h"

@@ -3,8 +3,9 @@
  * Owns the connection's buffers, its wolfSSL session and I/O callbacks (the
  * session reads ciphertext from rbuf and writes through uv_try_write, queueing
  * only what the kernel refuses), deferred callback delivery and the close
- * sequence. TLS policy (suites, ALPN, verification) lives in wr_tls.c, record
- * crypto in wr_tlsdev.c.
+ * sequence, and the PROXY header a trusted balancer's connection starts with
+ * (read and stripped here, parsed by wr_proxy.c). TLS policy (suites, ALPN,
+ * verification) lives in wr_tls.c, record crypto in wr_tlsdev.c.
  *
  * Memory: every buffer is allocated on demand and freed as soon as it is
  * empty, so an idle connection holds only this struct and the wolfSSL session;
@@ -21,6 +22,7 @@
 
 #include "wr/addr.h"
 #include "wr/log.h"
+#include "wr/proxy.h"
 #include "wr/util.h"
 #include "wr_tls_int.h"
 
@@ -53,6 +55,7 @@
 
 enum wr_conn_state {
     WR_CONN_ST_CONNECTING = 0, /* dial: TCP connect in flight */
+    WR_CONN_ST_PROXY,          /* accepted from a trusted balancer: reading its PROXY header */
     WR_CONN_ST_HANDSHAKE,      /* TLS handshake in progress */
     WR_CONN_ST_READY,          /* data flows both ways */
     WR_CONN_ST_FAILED,         /* a fatal error is reported (or about to be); owner closes */
@@ -62,12 +65,16 @@ enum wr_conn_state {
 };
 
 static const char *const wr_conn_state_names[WR_CONN_ST__COUNT] = {
-    "CONNECTING", "HANDSHAKE", "READY", "FAILED", "FLUSHING", "CLOSING"};
+    "CONNECTING", "PROXY", "HANDSHAKE", "READY", "FAILED", "FLUSHING", "CLOSING"};
 
 #define WR_CONN_BIT(s) (1u << (s))
 static const uint32_t wr_conn_allowed[WR_CONN_ST__COUNT] = {
     [WR_CONN_ST_CONNECTING] = WR_CONN_BIT(WR_CONN_ST_HANDSHAKE) | WR_CONN_BIT(WR_CONN_ST_READY) |
                               WR_CONN_BIT(WR_CONN_ST_FAILED) | WR_CONN_BIT(WR_CONN_ST_CLOSING),
+    /* PROXY is an entry state only (accept), like HANDSHAKE. */
+    [WR_CONN_ST_PROXY] = WR_CONN_BIT(WR_CONN_ST_HANDSHAKE) | WR_CONN_BIT(WR_CONN_ST_READY) |
+                         WR_CONN_BIT(WR_CONN_ST_FAILED) | WR_CONN_BIT(WR_CONN_ST_FLUSHING) |
+                         WR_CONN_BIT(WR_CONN_ST_CLOSING),
     [WR_CONN_ST_HANDSHAKE] = WR_CONN_BIT(WR_CONN_ST_READY) | WR_CONN_BIT(WR_CONN_ST_FAILED) |
                              WR_CONN_BIT(WR_CONN_ST_FLUSHING) | WR_CONN_BIT(WR_CONN_ST_CLOSING),
     [WR_CONN_ST_READY] = WR_CONN_BIT(WR_CONN_ST_FAILED) | WR_CONN_BIT(WR_CONN_ST_FLUSHING) |
@@ -143,6 +150,9 @@ struct wr_conn {
     char *peer_cn;              /* the peer certificate's CN (servers: mutual TLS only) */
     char alpn[WR_TLS_ALPN_MAX]; /* the protocol this connection requires */
     bool mutual;                /* the context asks the client for a certificate */
+    uint8_t proxy;              /* enum wr_conn_proxy */
+    const char *proxy_why;      /* WR_CONN_PROXY_BAD: why (static) */
+    char *sock_peer;            /* the socket's peer, once a PROXY header replaced <peer> */
 };
 
 static _Atomic uint64_t wr_conn_next_id = 1;
@@ -207,7 +217,7 @@ static bool wr_conn_want_uv_read(const struct wr_conn *c)
 {
     if (wr_conn_has(c, WR_CONN_F_SOCK_DEAD | WR_CONN_F_EOF_IN))
         return false;
-    if (c->state == WR_CONN_ST_HANDSHAKE)
+    if (c->state == WR_CONN_ST_HANDSHAKE || c->state == WR_CONN_ST_PROXY)
         return true;
     return c->state == WR_CONN_ST_READY && wr_conn_has(c, WR_CONN_F_READING) &&
            !wr_conn_has(c, WR_CONN_F_EOF_DONE);
@@ -267,6 +277,68 @@ static void wr_conn_release_idle_bufs(struct wr_conn *c)
 }
 
 static void wr_conn_tls_handshake(struct wr_conn *c);
+static void wr_conn_ready(struct wr_conn *c);
+
+/* Plain: hands everything rbuf holds to the owner; nothing is kept. */
+static void wr_conn_plain_deliver(struct wr_conn *c)
+{
+    struct wr_slice d = wr_buf_peek(&c->rbuf);
+    if (d.len == 0)
+        return;
+    wr_buf_consume(&c->rbuf, d.len); /* leaves the bytes where they are */
+    if (c->state == WR_CONN_ST_READY && c->cbs.on_read)
+        c->cbs.on_read(c, d.ptr, d.len, c->arg);
+    wr_buf_free(&c->rbuf);
+}
+
+static void wr_conn_proxy_fail(struct wr_conn *c, const char *why, int err)
+{
+    c->proxy = WR_CONN_PROXY_BAD;
+    c->proxy_why = why;
+    wr_conn_fail(c, err);
+}
+
+/*
+ * The PROXY header a trusted peer owes, from rbuf: once complete it is
+ * stripped, its source becomes the peer, and the connection goes on as if
+ * accepted now (TLS handshake, or ready) with whatever followed it.
+ */
+static void wr_conn_proxy_read(struct wr_conn *c)
+{
+    struct wr_slice d = wr_buf_peek(&c->rbuf);
+    struct sockaddr_storage src;
+    size_t used = 0;
+    const char *why = NULL;
+    enum wr_proxy_result r = wr_proxy_parse(d.ptr, d.len, &src, NULL, &used, &why);
+    if (r == WR_PROXY_NEED_MORE) {
+        /* The parser decides within WR_PROXY_HEAD_MAX bytes; belt and braces. */
+        if (d.len >= WR_PROXY_HEAD_MAX)
+            wr_conn_proxy_fail(c, "header too long", WR_EPROTO);
+        return;
+    }
+    if (r == WR_PROXY_BAD) {
+        wr_conn_proxy_fail(c, why != NULL ? why : "bad header", WR_EPROTO);
+        return;
+    }
+    if (r == WR_PROXY_OK) {
+        c->sock_peer = wr_xstrdup(c->peer);
+        wr_addr_str((const struct sockaddr *)&src, c->peer, sizeof(c->peer));
+        c->proxy = WR_CONN_PROXY_OK;
+    } else {
+        c->proxy = WR_CONN_PROXY_LOCAL;
+    }
+    wr_buf_consume(&c->rbuf, used);
+    if (wr_conn_has(c, WR_CONN_F_TLS)) {
+        wr_conn_set_state(c, WR_CONN_ST_HANDSHAKE);
+        wr_conn_tls_handshake(c); /* the ClientHello may have come with the header */
+        if (c->state == WR_CONN_ST_READY)
+            wr_conn_tls_pump(c);
+        return;
+    }
+    wr_conn_ready(c); /* on_ready(0) */
+    if (c->state == WR_CONN_ST_READY && wr_conn_has(c, WR_CONN_F_READING))
+        wr_conn_plain_deliver(c); /* else kept for read_start */
+}
 
 static void wr_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
@@ -280,6 +352,8 @@ static void wr_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             c->flags &= ~WR_CONN_F_UV_READING; /* libuv stopped reading */
             if (c->state == WR_CONN_ST_HANDSHAKE)
                 wr_conn_fail(c, UV_ECONNRESET);
+            else if (c->state == WR_CONN_ST_PROXY)
+                wr_conn_proxy_fail(c, "closed before the header", WR_EPROTO);
             else if (c->state == WR_CONN_ST_READY && wr_conn_has(c, WR_CONN_F_TLS))
                 wr_conn_tls_pump(c); /* delivers what is left, then on_eof */
             else if (c->state == WR_CONN_ST_READY)
@@ -292,13 +366,14 @@ static void wr_conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     wr_buf_commit(&c->rbuf, (size_t)nread);
+    if (__builtin_expect(c->state == WR_CONN_ST_PROXY, 0)) {
+        wr_conn_proxy_read(c);
+        wr_conn_release_idle_bufs(c);
+        return;
+    }
     if (!wr_conn_has(c, WR_CONN_F_TLS)) {
         /* Plain: the whole chunk goes to the owner now; nothing is kept. */
-        struct wr_slice d = wr_buf_peek(&c->rbuf);
-        wr_buf_consume(&c->rbuf, d.len);
-        if (c->state == WR_CONN_ST_READY && c->cbs.on_read)
-            c->cbs.on_read(c, d.ptr, d.len, c->arg);
-        wr_buf_free(&c->rbuf);
+        wr_conn_plain_deliver(c);
         return;
     }
     if (c->state == WR_CONN_ST_HANDSHAKE)
@@ -788,6 +863,10 @@ static void wr_conn_fail(struct wr_conn *c, int err)
             wr_conn_close_handles(c, true);
         return;
     }
+    if (c->state == WR_CONN_ST_PROXY && c->proxy == WR_CONN_PROXY_WAITING) {
+        c->proxy = WR_CONN_PROXY_BAD; /* the socket failed under it */
+        c->proxy_why = "connection failed before the header";
+    }
     /* Every way out of the handshake other than success passes here once. */
     if (c->state == WR_CONN_ST_HANDSHAKE && wr_conn_has(c, WR_CONN_F_TLS))
         wr__tls_count_handshake(false);
@@ -862,8 +941,12 @@ static void wr_conn_on_check(uv_check_t *h)
             if (wr_conn_has(c, WR_CONN_F_TLS)) {
                 wr_conn_tls_pump(c);
                 wr_conn_release_idle_bufs(c);
-            } else if (wr_conn_has(c, WR_CONN_F_EOF_IN) && wr_conn_has(c, WR_CONN_F_READING)) {
-                wr_conn_report_eof(c);
+            } else if (wr_conn_has(c, WR_CONN_F_READING)) {
+                /* Plain: bytes that followed a PROXY header, then a FIN. */
+                wr_conn_plain_deliver(c);
+                if (c->state == WR_CONN_ST_READY && wr_conn_has(c, WR_CONN_F_EOF_IN) &&
+                    wr_conn_has(c, WR_CONN_F_READING))
+                    wr_conn_report_eof(c);
             }
         }
         if ((p & WR_CONN_P_SHUTDOWN) && c->state == WR_CONN_ST_READY)
@@ -884,7 +967,9 @@ static void wr_conn_on_check(uv_check_t *h)
 static void wr_conn_on_timer(uv_timer_t *t)
 {
     struct wr_conn *c = t->data;
-    if (c->state == WR_CONN_ST_CONNECTING || c->state == WR_CONN_ST_HANDSHAKE) {
+    if (c->state == WR_CONN_ST_PROXY) {
+        wr_conn_proxy_fail(c, "timeout", WR_ETIMEDOUT); /* the owner logs it */
+    } else if (c->state == WR_CONN_ST_CONNECTING || c->state == WR_CONN_ST_HANDSHAKE) {
         WR_INFO("tls", "tls_handshake_timeout", "conn=%llu peer=%s err=ETIMEDOUT",
                 (unsigned long long)c->id, c->peer);
         wr_conn_fail(c, WR_ETIMEDOUT);
@@ -911,6 +996,7 @@ static void wr_conn_destroy(struct wr_conn *c)
     wr_buf_free(&c->wq[1]);
     WR_FREE(c->sni);
     WR_FREE(c->peer_cn);
+    WR_FREE(c->sock_peer);
     free(c);
 }
 
@@ -1108,12 +1194,23 @@ static struct wr_conn *wr_conn_accepted(struct wr_conn *c, const struct wr_conn_
     int rc = 0;
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0)
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
         wr_addr_str((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+        if (opts->n_proxy_from > 0 &&
+            wr_cidr_match_any(opts->proxy_from, opts->n_proxy_from, (struct sockaddr *)&ss)) {
+            /* The entry state of a connection that owes a PROXY header,
+             * set before any event as accept sets HANDSHAKE. */
+            c->state = WR_CONN_ST_PROXY;
+            c->proxy = WR_CONN_PROXY_WAITING;
+        }
+    }
     if (opts->tls != NULL) {
         rc = wr_conn_tls_setup(c, opts->tls, NULL);
         if (rc != 0)
             goto fail_conn;
+        uv_timer_start(&c->timer, wr_conn_on_timer, c->hs_timeout_ms, 0);
+    } else if (c->state == WR_CONN_ST_PROXY) {
+        /* Ready (and on_ready) once the header is in. */
         uv_timer_start(&c->timer, wr_conn_on_timer, c->hs_timeout_ms, 0);
     } else {
         /* Plain accepted connections are ready at once; on_ready is not owed. */
@@ -1195,7 +1292,7 @@ int wr_conn_read_start(struct wr_conn *c)
     wr_conn_update_reading(c);
     /* Input kept while stopped is delivered from the check handle, never
      * from inside this call. */
-    if (wr_conn_has(c, WR_CONN_F_TLS) || wr_conn_has(c, WR_CONN_F_EOF_IN))
+    if (wr_conn_has(c, WR_CONN_F_TLS) || wr_conn_has(c, WR_CONN_F_EOF_IN) || c->rbuf.len > 0)
         wr_conn_schedule(c, WR_CONN_P_DELIVER);
     return 0;
 }
@@ -1236,6 +1333,18 @@ bool wr_conn_is_ready(const struct wr_conn *c)
 const char *wr_conn_peer_str(const struct wr_conn *c)
 {
     return c->peer;
+}
+
+const char *wr_conn_sock_peer_str(const struct wr_conn *c)
+{
+    return c->sock_peer != NULL ? c->sock_peer : c->peer;
+}
+
+enum wr_conn_proxy wr_conn_get_proxy(const struct wr_conn *c, const char **why)
+{
+    if (why != NULL)
+        *why = c->proxy == WR_CONN_PROXY_BAD ? c->proxy_why : NULL;
+    return (enum wr_conn_proxy)c->proxy;
 }
 
 const char *wr_conn_sni(const struct wr_conn *c)

@@ -66,6 +66,8 @@ enum disc_addr_kind {
     DISC_ADDR_TUNNEL,     /* where agents dial */
     DISC_ADDR_PEER,       /* node-to-node peer links */
     DISC_ADDR_ADMIN,      /* admin API */
+    DISC_ADDR_LISTEN,     /* the agents' listener, for balancers that learn backends
+                             from gossip (warren-lb); TUNNEL is what agents may dial */
     DISC_ADDR__COUNT
 };
 

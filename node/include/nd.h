@@ -17,6 +17,7 @@
 #define ND_MAX_JOINS 16
 #define ND_CLUSTER_KEYS_MAX 8 /* DISC_KEYRING_MAX */
 #define ND_CLUSTER_KEY_LEN 32
+#define ND_MAX_PROXY_FROM 64 /* networks in --proxy-protocol-from */
 
 struct nd_entry_config {
     struct sockaddr_storage addr;
@@ -61,6 +62,11 @@ struct nd_config {
     bool peer_enabled;
     bool peer_addr_set;
     struct sockaddr_storage peer_addr; /* default 0.0.0.0:7444 */
+    /* PROXY protocol (--proxy-protocol-from): a connection to the agents'
+     * listener or an entry point from one of these networks must begin with
+     * a PROXY v1/v2 header naming the real client. None: off. */
+    uint32_t n_proxy_from;
+    struct wr_cidr proxy_from[ND_MAX_PROXY_FROM];
 };
 
 void nd_config_init(struct nd_config *cfg);

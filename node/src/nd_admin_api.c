@@ -178,10 +178,8 @@ fail:
 static json_t *nd_admin_member(const struct disc_member *m)
 {
     static const char *const kinds[DISC_ADDR__COUNT] = {
-        [DISC_ADDR_GOSSIP] = "gossip",
-        [DISC_ADDR_TUNNEL] = "tunnel",
-        [DISC_ADDR_PEER] = "peer",
-        [DISC_ADDR_ADMIN] = "admin",
+        [DISC_ADDR_GOSSIP] = "gossip", [DISC_ADDR_TUNNEL] = "tunnel", [DISC_ADDR_PEER] = "peer",
+        [DISC_ADDR_ADMIN] = "admin",   [DISC_ADDR_LISTEN] = "listen",
     };
     json_t *addrs = json_object();
     json_t *tunnels = json_object();
@@ -372,6 +370,15 @@ void nd__prom_node(struct nd_prom *p, struct nd_node *n)
     const char *up[] = {"direction", "up", NULL}, *down[] = {"direction", "down", NULL};
     nd__prom_sample(p, "warren_node_relay_bytes_total", up, st->bytes_up);
     nd__prom_sample(p, "warren_node_relay_bytes_total", down, st->bytes_down);
+    nd__prom_family(p, "warren_node_proxy_headers_total", "counter",
+                    "PROXY protocol headers from --proxy-protocol-from peers, by result: ok (a "
+                    "client address), local (LOCAL or UNKNOWN: the socket's address kept), bad "
+                    "(missing, malformed or late: closed).");
+    const char *pok[] = {"result", "ok", NULL}, *plocal[] = {"result", "local", NULL},
+               *pbad[] = {"result", "bad", NULL};
+    nd__prom_sample(p, "warren_node_proxy_headers_total", pok, st->proxy_ok);
+    nd__prom_sample(p, "warren_node_proxy_headers_total", plocal, st->proxy_local);
+    nd__prom_sample(p, "warren_node_proxy_headers_total", pbad, st->proxy_bad);
 
     /* Forwarding between nodes (nd_peer.c). */
     struct nd_peer_stats ps;

@@ -3,13 +3,19 @@
  * tunnel/service: a visitor connection becomes one stream to an agent picked
  * from the tunnel's pool, relayed by wr_relay. A visitor for a tunnel with no
  * live agent here goes to nd_peer.c, which forwards it to a node holding the
- * tunnel; with none anywhere it is closed at once with a logged reason.
+ * tunnel; with none anywhere it is closed at once with a logged reason. A
+ * visitor relayed by a trusted balancer (--proxy-protocol-from) is routed
+ * only once its PROXY header is in, as the client that header names.
  */
 #include "nd_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+/* The PROXY header must arrive this soon after the connection: the spec
+ * asks for at least 3 s (a TCP retransmit), and a visitor is waiting. */
+#define ND_ENTRY_PROXY_TIMEOUT_MS 3000
 
 static void nd_entry_on_relay_done(struct wr_relay *r, int err, const char *why, void *arg)
 {
@@ -91,6 +97,54 @@ static void nd_entry_route(struct nd_entry *e, struct wr_conn *c)
     wr_relay_new(c, s, nd_entry_on_relay_done, n);
 }
 
+/* A trusted balancer's visitor: its PROXY header is in (or is not coming). */
+static void nd_entry_on_proxy_ready(struct wr_conn *c, int status, void *arg)
+{
+    struct nd_entry *e = arg;
+    const char *why = NULL;
+    enum wr_conn_proxy r = wr_conn_get_proxy(c, &why);
+    if (r == WR_CONN_PROXY_WAITING) {
+        r = WR_CONN_PROXY_BAD; /* defensive: wr_conn marks any failure BAD */
+        why = "connection failed before the header";
+    }
+    char where[WR_ADDR_STRLEN + 32];
+    snprintf(where, sizeof(where), "listener=entry entry=%s", e->addr_str);
+    nd__node_count_proxy(e->node, c, r, why, where);
+    if (status != 0 || r == WR_CONN_PROXY_BAD) {
+        wr_conn_set_cbs(c, &nd_entry_refused_cbs, NULL);
+        wr_conn_close(c, false);
+        return;
+    }
+    /* Routed now even if the node began draining meanwhile: it is refused
+     * there like any visitor after the drain began. */
+    nd_entry_route(e, c);
+}
+
+/* Untrusted visitors (and every one with the PROXY protocol off) are ready
+ * at once and never call on_ready; trusted ones are routed from it. */
+static const struct wr_conn_cbs nd_entry_accept_cbs = {
+    .on_ready = nd_entry_on_proxy_ready,
+    .on_close = nd_entry_on_refused_close,
+};
+
+static struct wr_conn_opts nd_entry_conn_opts(const struct nd_node *n)
+{
+    struct wr_conn_opts o = {
+        .nodelay = true,
+        .handshake_timeout_ms = ND_ENTRY_PROXY_TIMEOUT_MS, /* only with a PROXY header */
+        .proxy_from = n->cfg.proxy_from,
+        .n_proxy_from = n->cfg.n_proxy_from,
+    };
+    return o;
+}
+
+static void nd_entry_accepted(struct nd_entry *e, struct wr_conn *c)
+{
+    if (wr_conn_get_proxy(c, NULL) == WR_CONN_PROXY_WAITING)
+        return; /* nd_entry_on_proxy_ready routes it */
+    nd_entry_route(e, c);
+}
+
 static void nd_entry_on_connection(uv_stream_t *server, int status)
 {
     struct nd_entry *e = server->data;
@@ -98,14 +152,14 @@ static void nd_entry_on_connection(uv_stream_t *server, int status)
         WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str, wr_err_name(status));
         return;
     }
-    struct wr_conn_opts opts = {.nodelay = true};
+    struct wr_conn_opts opts = nd_entry_conn_opts(e->node);
     int err = 0;
-    struct wr_conn *c = wr_conn_accept(server, &opts, &nd_entry_refused_cbs, NULL, &err);
+    struct wr_conn *c = wr_conn_accept(server, &opts, &nd_entry_accept_cbs, e, &err);
     if (c == NULL) {
         WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str, wr_err_name(err));
         return;
     }
-    nd_entry_route(e, c);
+    nd_entry_accepted(e, c);
 }
 
 /*
@@ -125,16 +179,16 @@ uint32_t nd__entry_flush_queue(struct nd_entry *e)
         int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0)
             break;
-        struct wr_conn_opts opts = {.nodelay = true};
+        struct wr_conn_opts opts = nd_entry_conn_opts(e->node);
         int err = 0;
         struct wr_conn *conn =
-            wr_conn_adopt(e->node->loop, c, &opts, &nd_entry_refused_cbs, NULL, &err);
+            wr_conn_adopt(e->node->loop, c, &opts, &nd_entry_accept_cbs, e, &err);
         if (conn == NULL) {
             WR_WARN("node", "entry_accept_failed", "entry=%s err=%s", e->addr_str,
                     wr_err_name(err));
             continue;
         }
-        nd_entry_route(e, conn);
+        nd_entry_accepted(e, conn);
     }
     return k;
 }

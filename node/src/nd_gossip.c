@@ -254,6 +254,7 @@ int nd__gossip_start(struct nd_node *n)
     if (n->cfg.advertise_tunnel_addr != NULL)
         snprintf(cc.self.addr[DISC_ADDR_TUNNEL], DISC_ADDR_MAX, "%s", n->cfg.advertise_tunnel_addr);
     nd_gossip_adv_addr(n->admin_str, host, force, cc.self.addr[DISC_ADDR_ADMIN], DISC_ADDR_MAX);
+    nd_gossip_adv_addr(n->listen_str, host, force, cc.self.addr[DISC_ADDR_LISTEN], DISC_ADDR_MAX);
     nd_gossip_adv_addr(n->peer_str, host, force, cc.self.addr[DISC_ADDR_PEER], DISC_ADDR_MAX);
     cc.bind = n->cfg.gossip_addr;
     cc.event_cb = nd_gossip_on_event;

@@ -103,6 +103,9 @@ struct nd_stats {
     uint64_t streams_failed;
     uint64_t bytes_up;
     uint64_t bytes_down;
+    uint64_t proxy_ok;    /* PROXY headers naming a client */
+    uint64_t proxy_local; /* PROXY headers of LOCAL/UNKNOWN: the socket's address kept */
+    uint64_t proxy_bad;   /* trusted peers closed for a missing or malformed header */
 };
 
 struct nd_entry {
@@ -168,6 +171,13 @@ void nd__tunc_close(struct nd_tunc *t, uint32_t code, const char *why);
 void nd__node_maybe_stopped(struct nd_node *n);
 /* Counts a rejected agent connection in <n>'s stats. */
 void nd__node_count_reject(struct nd_node *n, enum nd_reject_class c);
+/* PROXY protocol (--proxy-protocol-from): counts the decided header <r> of
+ * <c> (OK, LOCAL or BAD) on /metrics and logs it: ev=proxy_header at debug
+ * level when read, ev=proxy_header_bad with <why> when missing or malformed
+ * (the caller closes <c>). <where> is logfmt naming the listener
+ * ("listener=agents", "listener=entry entry=ADDR"). Once per connection. */
+void nd__node_count_proxy(struct nd_node *n, const struct wr_conn *c, enum wr_conn_proxy r,
+                          const char *why, const char *where);
 
 /* What the admin API shows of one tunnel connection. The strings are borrowed
  * from <t> and valid until the next loop turn. tunnel and agent_id are empty

@@ -51,6 +51,32 @@ void nd__node_count_reject(struct nd_node *n, enum nd_reject_class c)
     n->stats.rejected_by[c]++;
 }
 
+void nd__node_count_proxy(struct nd_node *n, const struct wr_conn *c, enum wr_conn_proxy r,
+                          const char *why, const char *where)
+{
+    switch (r) {
+    case WR_CONN_PROXY_OK:
+    case WR_CONN_PROXY_LOCAL:
+        if (r == WR_CONN_PROXY_OK)
+            n->stats.proxy_ok++;
+        else
+            n->stats.proxy_local++;
+        WR_DEBUG("node", "proxy_header", "%s conn=%llu via=%s client=%s local=%s", where,
+                 (unsigned long long)wr_conn_id(c), wr_conn_sock_peer_str(c), wr_conn_peer_str(c),
+                 r == WR_CONN_PROXY_LOCAL ? "yes" : "no");
+        return;
+    case WR_CONN_PROXY_BAD:
+        n->stats.proxy_bad++;
+        WR_WARN("node", "proxy_header_bad", "%s conn=%llu peer=%s reason=\"%s\"", where,
+                (unsigned long long)wr_conn_id(c), wr_conn_sock_peer_str(c),
+                why != NULL ? why : "bad header");
+        return;
+    case WR_CONN_PROXY_OFF:
+    case WR_CONN_PROXY_WAITING:
+        return;
+    }
+}
+
 static void nd_node_log_stats(struct nd_node *n, const char *ev)
 {
     struct wr_tls_stats ts;
@@ -315,6 +341,16 @@ int nd_node_start(struct nd_node *n)
         return err;
     WR_INFO("node", "listening", "node=%s cluster=%s addr=%s tls_suite=%s", n->node_id, n->cluster,
             n->listen_str, wr_tls_suite());
+    if (n->cfg.n_proxy_from > 0) {
+        char nets[ND_MAX_PROXY_FROM * WR_CIDR_STRLEN];
+        size_t used = 0;
+        for (uint32_t i = 0; i < n->cfg.n_proxy_from && used < sizeof(nets); i++) {
+            char one[WR_CIDR_STRLEN];
+            used += (size_t)snprintf(nets + used, sizeof(nets) - used, "%s%s", i ? "," : "",
+                                     wr_cidr_str(&n->cfg.proxy_from[i], one, sizeof(one)));
+        }
+        WR_INFO("node", "proxy_protocol", "from=%s", nets);
+    }
     if (n->cfg.ready_file != NULL) {
         err = nd_node_write_ready_file(n);
         if (err != 0) {

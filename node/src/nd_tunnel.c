@@ -40,6 +40,7 @@ struct nd_tunc {
     uv_timer_t timer; /* HELLO deadline, then keepalive */
     enum nd_tunc_state state;
     bool in_pool;
+    bool proxy_noted; /* the PROXY header's fate was counted */
     int pending_closes;
     uint64_t last_rx_ms;
     uint64_t rtt_us;
@@ -155,6 +156,35 @@ static void nd_tunc_reject(struct nd_tunc *t, uint32_t code, const char *why)
     nd__tunc_close(t, code, why);
 }
 
+/*
+ * PROXY protocol: once the header a trusted peer owes is decided, counts
+ * it and takes the client address it names (logs, /v1/tunnels). <if_waiting>
+ * is the reason to give when it is still not complete (the connection failed
+ * or the deadline passed first); NULL: not decided yet, nothing to do.
+ * Returns false when the header is missing or bad: the connection is closed.
+ */
+static bool nd_tunc_check_proxy(struct nd_tunc *t, const char *if_waiting)
+{
+    const char *why = NULL;
+    enum wr_conn_proxy r = wr_conn_get_proxy(t->conn, &why);
+    if (r == WR_CONN_PROXY_OFF || t->proxy_noted)
+        return true;
+    if (r == WR_CONN_PROXY_WAITING) {
+        if (if_waiting == NULL)
+            return true;
+        r = WR_CONN_PROXY_BAD;
+        why = if_waiting;
+    }
+    t->proxy_noted = true;
+    nd__node_count_proxy(t->node, t->conn, r, why, "listener=agents");
+    if (r == WR_CONN_PROXY_BAD) {
+        nd__tunc_close(t, WR_CODE_OK, "bad PROXY header");
+        return false;
+    }
+    snprintf(t->peer, sizeof(t->peer), "%s", wr_conn_peer_str(t->conn));
+    return true;
+}
+
 /* ---- keepalive -------------------------------------------------------------- */
 
 static void nd_tunc_on_timer(uv_timer_t *timer)
@@ -162,6 +192,8 @@ static void nd_tunc_on_timer(uv_timer_t *timer)
     struct nd_tunc *t = timer->data;
     struct nd_node *n = t->node;
     if (t->state < ND_TUNC_ST_READY) {
+        if (!nd_tunc_check_proxy(t, "timeout"))
+            return;
         /* Slowloris guard: TLS and HELLO must finish within hello_timeout. */
         nd_tunc_reject(t, WR_CODE_TIMEOUT, "hello timeout");
         return;
@@ -341,6 +373,8 @@ static void nd_tunc_on_ready(struct wr_conn *c, int status, void *arg)
     (void)c;
     if (t->state == ND_TUNC_ST_CLOSING)
         return;
+    if (!nd_tunc_check_proxy(t, "connection failed before the header"))
+        return;
     if (status != 0) {
         nd__node_count_reject(t->node, ND_REJECT_TLS);
         WR_WARN("node", "agent_tls_failed", "conn=%llu peer=%s err=%s",
@@ -412,6 +446,10 @@ void nd__tunc_accept(struct nd_node *n, uv_stream_t *server)
         /* A peer that stops reading cannot make us queue more than the
          * streams' windows allow, plus control traffic: past this it is cut. */
         .max_queue = 0,
+        /* Trusted balancers send a PROXY header before the ClientHello; the
+         * handshake deadline covers both. */
+        .proxy_from = n->cfg.proxy_from,
+        .n_proxy_from = n->cfg.n_proxy_from,
     };
     int err = 0;
     t->conn = wr_conn_accept(server, &opts, &nd_tunc_conn_cbs, t, &err);

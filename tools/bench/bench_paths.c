@@ -438,6 +438,47 @@ static void bench_path_haproxy_start(struct bench_tunnel *bt, struct bench_path 
     p->up = true;
 }
 
+/* ---- warren-lb (a tcp listener per target) ---- */
+
+static void bench_path_lb_start(struct bench_tunnel *bt, struct bench_path *p)
+{
+    if (!bench_file_is_exec(bt->lb_bin)) {
+        snprintf(p->note, sizeof(p->note), "skipped: %.120s not found (--lb-bin)", bt->lb_bin);
+        return;
+    }
+    char log[PATH_MAX];
+    if (!bench_path_join(log, sizeof(log), bt->tmp, "warren-lb.log"))
+        return;
+    if (bench_port_pick(&p->bulk_port) != 0 || bench_port_pick(&p->echo_port) != 0 ||
+        p->bulk_port == p->echo_port) {
+        bench_path_fail(p, "no free port");
+        return;
+    }
+    char l1[64], l2[64], b1[64], b2[64];
+    snprintf(l1, sizeof(l1), "tcp:127.0.0.1:%u,set=bulk", (unsigned)p->bulk_port);
+    snprintf(l2, sizeof(l2), "tcp:127.0.0.1:%u,set=echo", (unsigned)p->echo_port);
+    snprintf(b1, sizeof(b1), "bulk=127.0.0.1:%u", (unsigned)bt->iperf_port);
+    snprintf(b2, sizeof(b2), "echo=127.0.0.1:%u", (unsigned)bt->echo_port);
+    /* Health checks off in effect (one an hour): iperf3's server counts a
+     * check's connect as a test attempt. HAProxy's path has none either. */
+    char *argv[] = {bt->lb_bin, "--listen",    l1,     "--listen",     l2,      "--backend",
+                    b1,         "--backend",   b2,     "--admin-addr", "off",   "--check-interval",
+                    "1h",       "--log-level", "warn", "--max-conns",  "20000", NULL};
+    pid_t pid = bench_spawn(argv, log, NULL);
+    if (pid < 0) {
+        bench_path_fail(p, "warren-lb did not start");
+        return;
+    }
+    bench_path_add_pid(p, pid);
+    if (!bench_wait_echo(p->echo_port, BENCH_START_TIMEOUT_MS) ||
+        !bench_wait_port(p->bulk_port, 2000)) {
+        bench_path_fail(p, "warren-lb is not relaying");
+        bench_dump_log("warren-lb", log, 2000);
+        return;
+    }
+    p->up = true;
+}
+
 void bench_path_start(struct bench_tunnel *bt, struct bench_path *p)
 {
     switch ((enum bench_path_id)(p - bt->paths)) {
@@ -457,6 +498,9 @@ void bench_path_start(struct bench_tunnel *bt, struct bench_path *p)
         break;
     case BENCH_P_HAPROXY:
         bench_path_haproxy_start(bt, p);
+        break;
+    case BENCH_P_LB:
+        bench_path_lb_start(bt, p);
         break;
     case BENCH_P__COUNT:
         break;

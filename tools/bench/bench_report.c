@@ -151,6 +151,44 @@ static void bench_ratio_line(FILE *f, const struct bench_tunnel *bt, const char 
     fprintf(f, " %10s %7s\n", tbuf, bench_status(r, target, true));
 }
 
+/* warren-lb's tcp listener against HAProxy mode tcp (issue 5): throughput
+ * and new connections >= 0.9x, one-core round trip <= 1.2x. */
+static void bench_report_lb(FILE *f, const struct bench_tunnel *bt)
+{
+    static const struct {
+        const char *label;
+        size_t off;
+        const char *fmt;
+        double target;
+        bool at_least;
+    } rows[] = {
+        {"bulk 1 stream Gbit/s", offsetof(struct bench_figures, bulk1_gbps), "%.2f", 0.9, true},
+        {"bulk 8 streams Gbit/s", offsetof(struct bench_figures, bulk8_gbps), "%.2f", 0.9, true},
+        {"new connections /s", offsetof(struct bench_figures, streams_per_s), "%.0f", 0.9, true},
+        {"one-core rtt p50 us", offsetof(struct bench_figures, rtt1_p50_us), "%.1f", 1.2, false},
+        {"one-core rtt p99 us", offsetof(struct bench_figures, rtt1_p99_us), "%.1f", 0, false},
+        {"relay CPU-s/GB", offsetof(struct bench_figures, cpu_s_per_gb), "%.2f", 0, false},
+    };
+    fprintf(f, "\nwarren-lb (tcp listener) against haproxy mode tcp (issue 5)\n");
+    fprintf(f, "  %-28s %13s %13s %13s %10s %7s\n", "figure", "warren-lb", "haproxy", "ratio",
+            "target", "status");
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        double v = bench_fig(&bt->paths[BENCH_P_LB].fig, rows[i].off);
+        double hv = bench_fig(&bt->paths[BENCH_P_HAPROXY].fig, rows[i].off);
+        double r = bench_ratio(v, hv);
+        char tbuf[32] = "-";
+        if (rows[i].target > 0)
+            snprintf(tbuf, sizeof(tbuf), "%s %.1fx",
+                     rows[i].at_least ? ">=" : "<=", rows[i].target);
+        fprintf(f, "  %-28s", rows[i].label);
+        bench_cell(f, v, rows[i].fmt);
+        bench_cell(f, hv, rows[i].fmt);
+        bench_cell(f, r, "%.2fx");
+        fprintf(f, " %10s %7s\n", tbuf,
+                rows[i].target > 0 ? bench_status(r, rows[i].target, rows[i].at_least) : "");
+    }
+}
+
 void bench_report_text(const struct bench_tunnel *bt, FILE *f)
 {
     fprintf(f, "\nwarren-bench tunnel: visitor -> warren-node -> TLS tunnel -> warren-agent -> "
@@ -207,6 +245,10 @@ void bench_report_text(const struct bench_tunnel *bt, FILE *f)
     fprintf(f, "  %-28s", "KiB per idle agent conn");
     bench_cell(f, per, "%.1f");
     fprintf(f, " %10s %7s\n", "<= 48", bench_status(per, BENCH_T_PER_CONN_KIB, false));
+
+    if (bt->paths[BENCH_P_LB].up || bt->paths[BENCH_P_LB].fig.bulk1_gbps > 0 ||
+        bt->paths[BENCH_P_LB].fig.streams_per_s > 0)
+        bench_report_lb(f, bt);
 
     fprintf(f, "\nanchors (issue author, this machine): %s\n", bench_anchors);
     bool header = false;

@@ -17,6 +17,7 @@ enum bench_path_id {
     BENCH_P_SSH,        /* visitor -> sshd -> ssh -R (default cipher) -> target */
     BENCH_P_SSH_AES,    /* the same with -c aes128-gcm@openssh.com */
     BENCH_P_HAPROXY,    /* visitor -> haproxy (mode tcp) -> target */
+    BENCH_P_LB,         /* visitor -> warren-lb (tcp listener) -> target */
     BENCH_P__COUNT      /* must be last */
 };
 
@@ -61,7 +62,7 @@ struct bench_tunnel {
     bool quick;
     bool json;
     unsigned only; /* enum bench_meas bits */
-    char node_bin[PATH_MAX], agent_bin[PATH_MAX], ctl_bin[PATH_MAX];
+    char node_bin[PATH_MAX], agent_bin[PATH_MAX], ctl_bin[PATH_MAX], lb_bin[PATH_MAX];
     char iperf_bin[PATH_MAX], haproxy_bin[PATH_MAX], sshd_bin[PATH_MAX], ssh_bin[PATH_MAX],
         keygen_bin[PATH_MAX];
     bool have_iperf, have_haproxy, have_sshd, have_ssh;

@@ -19,7 +19,7 @@
 
 static const char cmd_tunnel_usage[] =
     "[--quick] [--json] [--only LIST] [--paths LIST] [--agents N]\n"
-    "       [--node-bin P] [--agent-bin P] [--ctl-bin P] [--keep-tmp]";
+    "       [--node-bin P] [--agent-bin P] [--ctl-bin P] [--lb-bin P] [--keep-tmp]";
 
 static const char cmd_tunnel_help[] =
     "Measures, on 127.0.0.1, the path visitor -> warren-node -> TLS tunnel ->\n"
@@ -37,11 +37,13 @@ static const char cmd_tunnel_help[] =
     "                     streams  new streams per second (8 clients)\n"
     "                     rss      warren-node RSS idle and per idle agent connection\n"
     "  --paths LIST     paths, comma-separated (default all):\n"
-    "                     direct, warren, ssh, ssh-aes, haproxy\n"
+    "                     direct, warren, ssh, ssh-aes, haproxy, lb (warren-lb,\n"
+    "                     a tcp listener: compare it with haproxy, issue 5)\n"
     "  --agents N       idle agent connections for rss (default 1000)\n"
     "  --node-bin P     warren-node (default: ../node/warren-node next to this binary)\n"
     "  --agent-bin P    warren-agent (default: ../agent/warren-agent)\n"
     "  --ctl-bin P      warrenctl (default: warrenctl in this binary's directory)\n"
+    "  --lb-bin P       warren-lb (default: ../lb/warren-lb)\n"
     "  --keep-tmp       keep the temp dir (logs, configs) and print its path\n"
     "  -h, --help       this text\n"
     "\n"
@@ -56,6 +58,7 @@ enum {
     CMD_TUNNEL_OPT_NODE_BIN,
     CMD_TUNNEL_OPT_AGENT_BIN,
     CMD_TUNNEL_OPT_CTL_BIN,
+    CMD_TUNNEL_OPT_LB_BIN,
     CMD_TUNNEL_OPT_KEEP_TMP,
     CMD_TUNNEL_OPT_QUICK,
     CMD_TUNNEL_OPT_JSON,
@@ -70,6 +73,7 @@ static const struct option cmd_tunnel_options[] = {
     {"node-bin", required_argument, NULL, CMD_TUNNEL_OPT_NODE_BIN},
     {"agent-bin", required_argument, NULL, CMD_TUNNEL_OPT_AGENT_BIN},
     {"ctl-bin", required_argument, NULL, CMD_TUNNEL_OPT_CTL_BIN},
+    {"lb-bin", required_argument, NULL, CMD_TUNNEL_OPT_LB_BIN},
     {"keep-tmp", no_argument, NULL, CMD_TUNNEL_OPT_KEEP_TMP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -105,10 +109,10 @@ static bool cmd_tunnel_parse_list(const char *list, const char *const *names, si
 
 static void cmd_tunnel_paths_init(struct bench_tunnel *bt)
 {
-    static const char *const names[BENCH_P__COUNT] = {"direct", "warren", "ssh", "ssh-aes",
-                                                      "haproxy"};
-    static const char *const labels[BENCH_P__COUNT] = {"direct", "warren", "ssh-R", "ssh-R aes",
-                                                       "haproxy"};
+    static const char *const names[BENCH_P__COUNT] = {"direct",  "warren",  "ssh",
+                                                      "ssh-aes", "haproxy", "lb"};
+    static const char *const labels[BENCH_P__COUNT] = {"direct",    "warren",  "ssh-R",
+                                                       "ssh-R aes", "haproxy", "warren-lb"};
     for (int i = 0; i < BENCH_P__COUNT; i++) {
         struct bench_path *p = &bt->paths[i];
         p->name = names[i];
@@ -134,6 +138,7 @@ static int cmd_tunnel_parse(struct bench_tunnel *bt, int argc, char **argv, bool
     cmd_tunnel_default_bin(bt->node_bin, sizeof(bt->node_bin), self_dir, "../node/warren-node");
     cmd_tunnel_default_bin(bt->agent_bin, sizeof(bt->agent_bin), self_dir, "../agent/warren-agent");
     cmd_tunnel_default_bin(bt->ctl_bin, sizeof(bt->ctl_bin), self_dir, "warrenctl");
+    cmd_tunnel_default_bin(bt->lb_bin, sizeof(bt->lb_bin), self_dir, "../lb/warren-lb");
     bt->only = BENCH_M_ALL;
     bt->swarm_n = 0;
     optind = 1;
@@ -153,11 +158,11 @@ static int cmd_tunnel_parse(struct bench_tunnel *bt, int argc, char **argv, bool
             break;
         }
         case CMD_TUNNEL_OPT_PATHS: {
-            const char *names[] = {"direct", "warren", "ssh", "ssh-aes", "haproxy"};
+            const char *names[] = {"direct", "warren", "ssh", "ssh-aes", "haproxy", "lb"};
             unsigned mask;
             if (!cmd_tunnel_parse_list(optarg, names, BENCH_P__COUNT, &mask))
-                return cmd_tunnel_usage_err("invalid --paths (direct,warren,ssh,ssh-aes,haproxy)",
-                                            optarg);
+                return cmd_tunnel_usage_err(
+                    "invalid --paths (direct,warren,ssh,ssh-aes,haproxy,lb)", optarg);
             for (int i = 0; i < BENCH_P__COUNT; i++)
                 bt->paths[i].wanted = (mask >> i) & 1;
             break;
@@ -177,6 +182,9 @@ static int cmd_tunnel_parse(struct bench_tunnel *bt, int argc, char **argv, bool
             break;
         case CMD_TUNNEL_OPT_CTL_BIN:
             snprintf(bt->ctl_bin, sizeof(bt->ctl_bin), "%s", optarg);
+            break;
+        case CMD_TUNNEL_OPT_LB_BIN:
+            snprintf(bt->lb_bin, sizeof(bt->lb_bin), "%s", optarg);
             break;
         case CMD_TUNNEL_OPT_KEEP_TMP:
             *keep_tmp = true;

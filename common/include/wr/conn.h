@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "wr/addr.h"
 #include "wr/buf.h"
 #include "wr/err.h"
 
@@ -31,8 +32,10 @@ struct wr_tls_ctx;
 struct wr_conn_cbs {
     /* Dials: TCP connected and, with TLS, the handshake verified. Accepted TLS
      * connections: handshake done. Not called for accepted plain connections,
-     * which are ready at once. status < 0: failed (WR_ETLS, WR_EALPN,
-     * WR_ETIMEDOUT, -ECONNREFUSED, ...); the owner should close. Exactly once. */
+     * which are ready at once, unless they owe a PROXY header (proxy_from):
+     * then it reports the header read. status < 0: failed (WR_ETLS, WR_EALPN,
+     * WR_ETIMEDOUT, -ECONNREFUSED, WR_EPROTO for a bad PROXY header, ...); the
+     * owner should close. Exactly once. */
     void (*on_ready)(struct wr_conn *c, int status, void *arg);
     /* Plaintext arrived. <data> is borrowed for the duration of the call only. */
     void (*on_read)(struct wr_conn *c, const uint8_t *data, size_t len, void *arg);
@@ -50,10 +53,30 @@ struct wr_conn_cbs {
 struct wr_conn_opts {
     struct wr_tls_ctx *tls;        /* NULL: plain TCP */
     const char *sni;               /* dials with TLS: server name to send (copied) */
-    uint32_t handshake_timeout_ms; /* TLS only; 0: 10000. On expiry on_ready(WR_ETIMEDOUT) */
+    uint32_t handshake_timeout_ms; /* TLS, and the PROXY header if one is owed: both
+                                      together within it; 0: 10000. On expiry
+                                      on_ready(WR_ETIMEDOUT) */
     size_t max_queue;              /* cap on queued, unwritten bytes; 0: 64 MiB. Past it,
                                       wr_conn_write returns WR_ETOOBIG */
     bool nodelay;                  /* TCP_NODELAY; set it for tunnels and latency paths */
+    /* Accepting only: a peer whose address lies in one of these <n_proxy_from>
+     * networks (borrowed for the call) must begin with a PROXY v1 or v2
+     * header (wr/proxy.h). It is read and stripped before anything else
+     * (before the TLS handshake), on_ready follows it even for plain
+     * connections, and the address in it replaces the peer's (see
+     * wr_conn_peer_str). Other peers are not parsed at all. NULL/0: off, and
+     * the accept path costs nothing more. */
+    const struct wr_cidr *proxy_from;
+    size_t n_proxy_from;
+};
+
+/* What became of the PROXY header of an accepted connection. */
+enum wr_conn_proxy {
+    WR_CONN_PROXY_OFF = 0, /* none expected: option off, or the peer is not trusted */
+    WR_CONN_PROXY_WAITING, /* expected and not complete yet */
+    WR_CONN_PROXY_OK,      /* read: wr_conn_peer_str is the client it names */
+    WR_CONN_PROXY_LOCAL,   /* read: LOCAL or UNKNOWN, the socket's address stays */
+    WR_CONN_PROXY_BAD,     /* missing, malformed, cut short or late: on_ready(<0) */
 };
 
 /* Starts a dial to <addr>. Returns NULL with *err set on immediate failure.
@@ -103,8 +126,16 @@ void wr_conn_close(struct wr_conn *c, bool flush);
 bool wr_conn_is_tls(const struct wr_conn *c);
 /* True once on_ready(0) would have been (or was) reported. */
 bool wr_conn_is_ready(const struct wr_conn *c);
-/* The peer's address as "ip:port" (cached at accept/dial). */
+/* The peer's address as "ip:port" (cached at accept/dial), or, once a PROXY
+ * header naming a client was read (WR_CONN_PROXY_OK), that client's. */
 const char *wr_conn_peer_str(const struct wr_conn *c);
+/* The socket's own peer as "ip:port": the load balancer when a PROXY header
+ * replaced the address, else the same as wr_conn_peer_str. */
+const char *wr_conn_sock_peer_str(const struct wr_conn *c);
+/* The PROXY header's fate; with WR_CONN_PROXY_BAD, *why (may be NULL) gets a
+ * static reason: the parser's (wr_proxy_parse), "timeout", "closed before
+ * the header" or "connection failed before the header". */
+enum wr_conn_proxy wr_conn_get_proxy(const struct wr_conn *c, const char **why);
 /* Server side, TLS: the SNI the client sent, or NULL. */
 const char *wr_conn_sni(const struct wr_conn *c);
 /* TLS, once ready: the peer certificate's common name (the node id), or NULL.

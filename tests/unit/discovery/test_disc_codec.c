@@ -74,11 +74,10 @@ static void mp_alive_prefix(struct mp *m, uint64_t role)
     mp_str(m, "node-a");
     mp_uint(m, 3);
     mp_uint(m, role);
-    mp_arr(m, 4);
+    mp_arr(m, DISC_ADDR__COUNT);
     mp_str(m, "127.0.0.1:1");
-    mp_str(m, "");
-    mp_str(m, "");
-    mp_str(m, "");
+    for (int k = 1; k < DISC_ADDR__COUNT; k++)
+        mp_str(m, "");
     mp_uint(m, 1);
 }
 
