@@ -29,6 +29,9 @@
 /* Read buffer size: one libuv read takes up to this much ciphertext, which
  * holds four full TLS records. */
 #define WR_CONN_RBUF 65536
+/* Plain connections (visitors, warren-lb's relays) read up to this much at
+ * once: fewer reads and writes per byte relayed. */
+#define WR_CONN_RBUF_PLAIN 262144
 /* Plaintext delivered to on_read in chunks of up to this much. */
 #define WR_CONN_PBUF 65536
 /* Smallest free tail offered for a read or a wolfSSL_read (one full record). */
@@ -250,7 +253,8 @@ static void wr_conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     size_t wl = 0;
     /* The first reservation sizes the buffer to a full WR_CONN_RBUF; later ones
      * (a partial record kept) only need a record's worth of tail. */
-    size_t min = c->rbuf.data == NULL ? WR_CONN_RBUF : WR_CONN_MIN_TAIL;
+    size_t min = c->rbuf.data == NULL ? (wr_conn_has(c, WR_CONN_F_TLS) ? WR_CONN_RBUF : WR_CONN_RBUF_PLAIN)
+                                      : WR_CONN_MIN_TAIL;
     if (wr_buf_reserve(&c->rbuf, min, &w, &wl) != 0) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
         return;
