@@ -253,8 +253,9 @@ static void wr_conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     size_t wl = 0;
     /* The first reservation sizes the buffer to a full WR_CONN_RBUF; later ones
      * (a partial record kept) only need a record's worth of tail. */
-    size_t min = c->rbuf.data == NULL ? (wr_conn_has(c, WR_CONN_F_TLS) ? WR_CONN_RBUF : WR_CONN_RBUF_PLAIN)
-                                      : WR_CONN_MIN_TAIL;
+    size_t min = c->rbuf.data == NULL
+                     ? (wr_conn_has(c, WR_CONN_F_TLS) ? WR_CONN_RBUF : WR_CONN_RBUF_PLAIN)
+                     : WR_CONN_MIN_TAIL;
     if (wr_buf_reserve(&c->rbuf, min, &w, &wl) != 0) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
         return;
