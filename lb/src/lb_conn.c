@@ -401,8 +401,17 @@ static void lb_client_on_read(struct wr_conn *wc, const uint8_t *data, size_t le
     switch (c->state) {
     case LB_CONN_ST_ACCEPTED:
     case LB_CONN_ST_CONNECTING:
-        if (c->peek.len + len > LB_PEEK_HOLD_MAX || wr_buf_append(&c->peek, data, len) != 0) {
+        /* One read may bring the ClientHello or request head and what the
+         * client sent right after it (early data, pipelined requests): it
+         * is kept whole. Only a client that goes on sending while more than
+         * LB_PEEK_HOLD_MAX is held is refused; reading stops at that mark
+         * and resumes when the relay starts. */
+        if (c->peek.len >= LB_PEEK_HOLD_MAX || wr_buf_append(&c->peek, data, len) != 0) {
             lb_conn_refuse_http(c, LB_OUT_TOO_BIG, "client sent too much before routing", 431);
+            return;
+        }
+        if (c->peek.len >= LB_PEEK_HOLD_MAX && wr_conn_read_stop(c->client) != 0) {
+            lb_conn_close(c, LB_OUT_CLIENT_CLOSED, false);
             return;
         }
         if (c->state == LB_CONN_ST_ACCEPTED)

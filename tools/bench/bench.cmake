@@ -35,3 +35,12 @@ set_tests_properties(bench.pool.smoke PROPERTIES
                      TIMEOUT 120
                      LABELS bench
                      PASS_REGULAR_EXPRESSION "3  random      targeted +[0-9]+ ")
+
+# Smoke test of "warren-bench lb" (warren-lb's sni mode beside HAProxy's):
+# --quick; asserts only that the table is printed.
+add_test(NAME bench.lb.smoke
+         COMMAND warren-bench lb --quick --lb-bin $<TARGET_FILE:warren-lb>)
+set_tests_properties(bench.lb.smoke PROPERTIES
+                     TIMEOUT 120
+                     LABELS bench
+                     PASS_REGULAR_EXPRESSION "new connections /s +[0-9]+ +[0-9]+")

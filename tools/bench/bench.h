@@ -30,6 +30,7 @@ struct bench_cmd {
 extern const struct bench_cmd cmd_tunnel_entry;
 extern const struct bench_cmd cmd_gossip_entry;
 extern const struct bench_cmd cmd_pool_entry;
+extern const struct bench_cmd cmd_lb_entry;
 
 /* Prints "warren-bench: <name>: <fmt>" to stderr. */
 void bench_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -115,6 +116,18 @@ bool bench_wait_port(uint16_t port, uint32_t timeout_ms);
 bool bench_probe_echo(uint16_t port, uint32_t timeout_ms);
 /* Waits until bench_probe_echo() succeeds (every 50 ms); false on deadline. */
 bool bench_wait_echo(uint16_t port, uint32_t timeout_ms);
+
+/* Sends <p> (at most 512 bytes; n = 0: none) first on every connection of
+ * bench_rtt_run, bench_streams_run and bench_bulk_run, and reads its echo
+ * back where the target echoes. For routing by a ClientHello (sni mode). */
+void bench_net_set_preamble(const uint8_t *p, size_t n);
+
+/* Forks a discard server (reads and drops; epoll, one thread) on 127.0.0.1:0. */
+pid_t bench_discard_start(uint16_t *port);
+/* <streams> connections to <port>, each sending the preamble and then as much
+ * as it can for <secs>; bits_per_s and bytes as written to the sockets. */
+struct bench_bulk;
+int bench_bulk_run(uint16_t port, uint32_t streams, double secs, struct bench_bulk *out);
 
 /* Forks an echo server (epoll, one thread) on 127.0.0.1:0. */
 pid_t bench_echo_start(uint16_t *port);

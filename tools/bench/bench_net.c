@@ -9,6 +9,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -51,6 +52,21 @@ int bench_port_pick(uint16_t *port)
 
 /* A blocking client socket with send/receive timeouts (connect obeys the send
  * timeout on Linux). Returns the fd or -errno. */
+/* ---- a preamble before every measured connection (a ClientHello for
+ * warren-lb's and HAProxy's sni modes): sent first, its echo read back ---- */
+
+static uint8_t bench_preamble[512];
+static size_t bench_preamble_len;
+
+void bench_net_set_preamble(const uint8_t *p, size_t n)
+{
+    if (n > sizeof(bench_preamble))
+        n = 0;
+    if (n > 0)
+        memcpy(bench_preamble, p, n);
+    bench_preamble_len = n;
+}
+
 static int bench_dial(uint16_t port, uint32_t timeout_ms, bool nodelay)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -140,11 +156,11 @@ bool bench_wait_echo(uint16_t port, uint32_t timeout_ms)
 
 /* Writes back everything; a short write (the peer does not read) waits for
  * the socket to drain, bounded, since the clients here send little. */
-static void bench_echo_conn(int ep, int fd)
+static void bench_echo_conn(int ep, int fd, bool discard)
 {
-    uint8_t buf[65536];
+    static uint8_t buf[262144];
     for (int rounds = 0; rounds < 64; rounds++) {
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        ssize_t n = recv(fd, buf, discard ? sizeof(buf) : 65536, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (n <= 0) {
@@ -152,6 +168,8 @@ static void bench_echo_conn(int ep, int fd)
             close(fd);
             return;
         }
+        if (discard)
+            continue;
         size_t off = 0;
         for (int tries = 0; off < (size_t)n && tries < 1000; tries++) {
             ssize_t w = send(fd, buf + off, (size_t)n - off, MSG_NOSIGNAL);
@@ -171,7 +189,7 @@ static void bench_echo_conn(int ep, int fd)
     }
 }
 
-__attribute__((noreturn)) static void bench_echo_main(int lfd)
+__attribute__((noreturn)) static void bench_echo_main(int lfd, bool discard)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
@@ -188,7 +206,7 @@ __attribute__((noreturn)) static void bench_echo_main(int lfd)
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd != lfd) {
-                bench_echo_conn(ep, fd);
+                bench_echo_conn(ep, fd, discard);
                 continue;
             }
             for (int k = 0; k < 256; k++) {
@@ -205,7 +223,7 @@ __attribute__((noreturn)) static void bench_echo_main(int lfd)
     }
 }
 
-pid_t bench_echo_start(uint16_t *port)
+static pid_t bench_server_start(uint16_t *port, bool discard)
 {
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (lfd < 0)
@@ -228,13 +246,79 @@ pid_t bench_echo_start(uint16_t *port)
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
-        bench_echo_main(lfd);
+        bench_echo_main(lfd, discard);
     }
     close(lfd);
     if (pid < 0)
         return -1;
     bench_proc_register(pid);
     return pid;
+}
+
+pid_t bench_echo_start(uint16_t *port)
+{
+    return bench_server_start(port, false);
+}
+
+pid_t bench_discard_start(uint16_t *port)
+{
+    return bench_server_start(port, true);
+}
+
+/* ---- bulk with our own client (for paths iperf3 cannot take: sni mode) ---- */
+
+int bench_bulk_run(uint16_t port, uint32_t streams, double secs, struct bench_bulk *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (streams == 0 || streams > 64)
+        return -EINVAL;
+    int fds[64];
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return -errno;
+    static uint8_t chunk[262144];
+    memset(chunk, 'b', sizeof(chunk));
+    int err = 0;
+    uint32_t open_n = 0;
+    for (uint32_t i = 0; i < streams; i++) {
+        int fd = bench_dial(port, 2000, false);
+        if (fd < 0) {
+            err = fd;
+            break;
+        }
+        if (bench_preamble_len > 0 && !bench_write_all(fd, bench_preamble, bench_preamble_len)) {
+            err = errno ? -errno : -EPIPE;
+            close(fd);
+            break;
+        }
+        int fl = fcntl(fd, F_GETFL);
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        fds[open_n++] = fd;
+    }
+    uint64_t t0 = bench_now_us(), end = t0 + (uint64_t)(secs * 1e6);
+    uint64_t bytes = 0;
+    struct epoll_event evs[64];
+    for (uint64_t round = 0; err == 0 && round < 1000000000u; round++) {
+        if (bench_now_us() >= end || bench_interrupted())
+            break;
+        int n = epoll_wait(ep, evs, 64, 100);
+        for (int k = 0; k < n; k++) {
+            ssize_t w = send(fds[evs[k].data.u32], chunk, sizeof(chunk), MSG_NOSIGNAL);
+            if (w > 0)
+                bytes += (uint64_t)w;
+            else if (w < 0 && errno != EAGAIN)
+                err = -errno;
+        }
+    }
+    double s = (double)(bench_now_us() - t0) / 1e6;
+    for (uint32_t i = 0; i < open_n; i++)
+        close(fds[i]);
+    close(ep);
+    out->bytes = (double)bytes;
+    out->bits_per_s = s > 0 ? (double)bytes * 8 / s : 0;
+    return err;
 }
 
 /* ---- round trips ---- */
@@ -260,6 +344,16 @@ int bench_rtt_run(uint16_t port, uint32_t n, uint32_t warmup, uint32_t deadline_
     uint8_t msg[BENCH_MSG_LEN], back[BENCH_MSG_LEN];
     for (size_t i = 0; i < sizeof(msg); i++)
         msg[i] = (uint8_t)('a' + i % 26);
+    if (bench_preamble_len > 0) {
+        uint8_t echo[sizeof(bench_preamble)];
+        if (!bench_write_all(fd, bench_preamble, bench_preamble_len) ||
+            !bench_read_all(fd, echo, bench_preamble_len)) {
+            int e = errno ? -errno : -EPIPE;
+            close(fd);
+            free(ns);
+            return e;
+        }
+    }
     uint64_t end = bench_now_us() + (uint64_t)deadline_ms * 1000;
     uint32_t got = 0;
     int err = 0;
@@ -315,6 +409,7 @@ int bench_rtt_run(uint16_t port, uint32_t n, uint32_t warmup, uint32_t deadline_
 struct bench_churn_slot {
     int fd;
     bool sent;
+    size_t got; /* bytes of the echo read so far */
     uint64_t started_us;
 };
 
@@ -354,6 +449,7 @@ static int bench_churn_open(int ep, struct bench_churn_slot *sl, uint32_t idx, u
     }
     sl->fd = fd;
     sl->sent = false;
+    sl->got = 0;
     sl->started_us = bench_now_us();
     return 0;
 }
@@ -398,9 +494,12 @@ int bench_streams_run(uint16_t port, uint32_t conns, double secs, struct bench_s
             uint32_t i = evs[k].data.u32;
             struct bench_churn_slot *c = &sl[i];
             bool done = false, failed = (evs[k].events & (EPOLLERR | EPOLLHUP)) != 0;
+            /* One byte, or the preamble (small enough for one send). */
+            const uint8_t one = 's';
+            const uint8_t *out_p = bench_preamble_len ? bench_preamble : &one;
+            size_t out_n = bench_preamble_len ? bench_preamble_len : 1;
             if (!failed && !c->sent && (evs[k].events & EPOLLOUT)) {
-                uint8_t b = 's';
-                if (send(c->fd, &b, 1, MSG_NOSIGNAL) == 1) {
+                if (send(c->fd, out_p, out_n, MSG_NOSIGNAL) == (ssize_t)out_n) {
                     c->sent = true;
                     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
                     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
@@ -408,11 +507,13 @@ int bench_streams_run(uint16_t port, uint32_t conns, double secs, struct bench_s
                     failed = true;
                 }
             } else if (!failed && c->sent && (evs[k].events & EPOLLIN)) {
-                uint8_t b;
-                ssize_t r = recv(c->fd, &b, 1, 0);
-                if (r == 1)
+                uint8_t b[sizeof(bench_preamble)];
+                ssize_t r = recv(c->fd, b, out_n - c->got, 0);
+                if (r > 0)
+                    c->got += (size_t)r;
+                if (c->got == out_n)
                     done = true;
-                else if (r == 0 || errno != EAGAIN)
+                else if (r == 0 || (r < 0 && errno != EAGAIN))
                     failed = true;
             }
             if (!done && !failed && bench_now_us() - c->started_us > 2000000)

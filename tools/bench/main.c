@@ -13,6 +13,7 @@ static const struct bench_cmd *const bench_cmds[] = {
     &cmd_tunnel_entry,
     &cmd_gossip_entry,
     &cmd_pool_entry,
+    &cmd_lb_entry,
 };
 
 static void bench_main_usage(FILE *f)
