@@ -55,6 +55,9 @@ static const char lb_usage[] =
     "                           connect marks the backend DOWN and is retried once\n"
     "                           on another backend of the set\n"
     "  --peek-timeout DUR       ClientHello / request head deadline (default 5s)\n"
+    "  --idle-timeout DUR       close a relayed connection with no byte either way\n"
+    "                           this long (default 0: never; agents' tunnels PING\n"
+    "                           every 5s, so anything above that keeps them)\n"
     "  --max-conns N            client connections at once (default 10000)\n"
     "  --drain-timeout DUR      on SIGTERM, stop accepting and leave gossip, and give\n"
     "                           open connections this long (default 0: close at once)\n"
@@ -91,6 +94,7 @@ enum {
     LB_OPT_FALL,
     LB_OPT_CONNECT_TIMEOUT,
     LB_OPT_PEEK_TIMEOUT,
+    LB_OPT_IDLE_TIMEOUT,
     LB_OPT_MAX_CONNS,
     LB_OPT_DRAIN_TIMEOUT,
     LB_OPT_BACKLOG,
@@ -118,6 +122,7 @@ static const struct option lb_options[] = {
     {"fall", required_argument, NULL, LB_OPT_FALL},
     {"connect-timeout", required_argument, NULL, LB_OPT_CONNECT_TIMEOUT},
     {"peek-timeout", required_argument, NULL, LB_OPT_PEEK_TIMEOUT},
+    {"idle-timeout", required_argument, NULL, LB_OPT_IDLE_TIMEOUT},
     {"max-conns", required_argument, NULL, LB_OPT_MAX_CONNS},
     {"drain-timeout", required_argument, NULL, LB_OPT_DRAIN_TIMEOUT},
     {"backlog", required_argument, NULL, LB_OPT_BACKLOG},
@@ -333,6 +338,9 @@ int main(int argc, char **argv)
             break;
         case LB_OPT_CONNECT_TIMEOUT:
             cfg.connect_timeout_ms = wr_flags_duration_ms("--connect-timeout", optarg);
+            break;
+        case LB_OPT_IDLE_TIMEOUT:
+            cfg.idle_timeout_ms = wr_flags_duration_ms("--idle-timeout", optarg);
             break;
         case LB_OPT_PEEK_TIMEOUT:
             cfg.peek_timeout_ms = wr_flags_duration_ms("--peek-timeout", optarg);

@@ -99,6 +99,8 @@ struct lb_config {
     uint32_t max_conns;                 /* 10000: client connections at once, all listeners */
     uint32_t backlog;                   /* 511: listen(2) backlog */
     uint32_t peek_timeout_ms;           /* 5000: ClientHello / request head deadline */
+    uint32_t idle_timeout_ms;           /* 0 (off): a relayed connection with no byte either
+                                           way this long is closed */
     uint32_t connect_timeout_ms;        /* 3000: backend connect deadline */
     uint32_t drain_timeout_ms;          /* 0: on SIGTERM, open connections get this long */
     uint32_t route_cache_max;           /* 4096 cached lookups */

@@ -38,7 +38,8 @@ struct lb_conn {
     struct lb_backend *node;    /* a node route's one backend */
     enum lb_conn_state state;   /* written by lb_conn_set_state only */
     uint64_t id;
-    uint64_t deadline_ms; /* ACCEPTED: the peek's; CONNECTING: the dial's */
+    uint64_t deadline_ms; /* ACCEPTED: the peek's; CONNECTING: the dial's;
+                             relaying: the idle timeout's (UINT64_MAX: none) */
     struct wr_buf peek;   /* client bytes not yet sent to a backend */
     char name[LB_SNI_NAME_MAX + 1];
     uint32_t attempts;
@@ -166,6 +167,8 @@ static void lb_conn_relay(struct lb_conn *c, bool from_client, const uint8_t *da
         c->bytes_up += len;
     else
         c->bytes_down += len;
+    if (c->lb->cfg.idle_timeout_ms > 0)
+        c->deadline_ms = wr_now_ms() + c->lb->cfg.idle_timeout_ms;
     if (wr_conn_write_queued(dst) > LB_RELAY_HIGH) {
         bool *paused = from_client ? &c->client_paused : &c->server_paused;
         if (!*paused && wr_conn_read_stop(src) == 0)
@@ -291,6 +294,8 @@ static void lb_conn_connected(struct lb_conn *c)
     wr_buf_free(&c->peek);
     c->backend->conns_total++;
     lb_conn_set_state(c, LB_CONN_ST_RELAYING);
+    c->deadline_ms =
+        c->lb->cfg.idle_timeout_ms > 0 ? wr_now_ms() + c->lb->cfg.idle_timeout_ms : UINT64_MAX;
     WR_DEBUG("lb", "conn_relaying", "conn=%llu client=%s set=%s backend=%s",
              (unsigned long long)c->id, wr_conn_peer_str(c->client), c->backend->set->name,
              c->backend->addr_str);
@@ -613,6 +618,10 @@ void lb__conns_tick(struct lb *lb, uint64_t now)
             lb_conn_refuse_http(c, LB_OUT_PEEK_TIMEOUT, detail, 408);
         } else if (c->state == LB_CONN_ST_CONNECTING && c->server != NULL) {
             lb_conn_dial_failed(c, WR_ETIMEDOUT);
+        } else if (c->state == LB_CONN_ST_RELAYING || c->state == LB_CONN_ST_HALF_CLOSED) {
+            WR_DEBUG("lb", "conn_idle", "conn=%llu idle_ms=%u", (unsigned long long)c->id,
+                     lb->cfg.idle_timeout_ms);
+            lb_conn_close(c, LB_OUT_IDLE_TIMEOUT, false);
         }
     }
 }

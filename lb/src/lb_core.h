@@ -139,6 +139,7 @@ const char *lb_conn_state_str(enum lb_conn_state s);
     XX(NO_BACKEND, "no_backend")         /* a route, but no UP backend (503) */                    \
     XX(CONNECT_FAILED, "connect_failed") /* every dial attempt failed */                           \
     XX(PEEK_TIMEOUT, "peek_timeout")     /* the ClientHello / head did not come in time */         \
+    XX(IDLE_TIMEOUT, "idle_timeout")     /* relayed, then no byte either way for --idle-timeout */ \
     XX(MALFORMED, "malformed")           /* not TLS / not HTTP / a bad ClientHello or head */      \
     XX(TOO_BIG, "too_big")               /* ClientHello / head over the peek limit */              \
     XX(CLIENT_CLOSED, "client_closed")   /* the client left before a backend was chosen */         \

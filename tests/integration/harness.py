@@ -230,6 +230,9 @@ class Cluster:
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1", udp_too=False):
     """A port free for TCP (and UDP, with udp_too) on <host> now; another
     process may take it later: only for programs that cannot bind port 0 and
@@ -238,11 +241,17 @@ def free_port(host="127.0.0.1", udp_too=False):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
+            # The kernel may hand the same port out again right after it was
+            # released: never give one twice in a test.
+            if port in _ports_given:
+                continue
             if not udp_too:
+                _ports_given.add(port)
                 return port
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
                 try:
                     u.bind((host, port))
+                    _ports_given.add(port)
                     return port
                 except OSError:
                     continue

@@ -36,11 +36,36 @@ def common_port():
     raise h.TestFailure("no common free port")
 
 
+def distinct_ports(ip, avoid):
+    """listen, gossip (TCP and UDP), admin and peer ports on <ip>, all
+    different from each other and from <avoid>: the sockets stay bound until
+    all are chosen, so the kernel cannot hand out one twice."""
+    for _ in range(50):
+        socks = []
+        try:
+            for _k in range(4):
+                s = socket.socket()
+                s.bind((ip, 0))
+                socks.append(s)
+            got = [s.getsockname()[1] for s in socks]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u_:
+                try:
+                    u_.bind((ip, got[1]))
+                except OSError:
+                    continue
+            if avoid in got:
+                continue
+            return {"listen": got[0], "gossip": got[1], "admin": got[2], "peer": got[3]}
+        finally:
+            for s in socks:
+                s.close()
+    raise h.TestFailure("no free ports on %s" % ip)
+
+
 def scenario(c):
     key = c.cluster_key()
     entry = common_port()
-    ports = {n: {"listen": h.free_port(ip), "gossip": h.free_port(ip, udp_too=True),
-                 "admin": h.free_port(ip), "peer": h.free_port(ip)} for n, ip in IPS.items()}
+    ports = {n: distinct_ports(ip, entry) for n, ip in IPS.items()}
     procs, infos = {}, {}
 
     def start(nid, join):
