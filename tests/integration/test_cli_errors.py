@@ -32,6 +32,20 @@ def scenario(c):
     expect([node, "--log-level", "loud"], 1, "invalid --log-level 'loud'")
     expect([node, "--admin-addr", "nope"], 1, "invalid --admin-addr 'nope'")
     expect([node, "--bogus"], 1, "see warren-node --help")
+    expect([node, "--advertise-addr", "0.0.0.0"], 1, "invalid --advertise-addr '0.0.0.0'")
+    expect([node, "--advertise-addr", "10.0.0.1:7946"], 1, "use a specific IP, no port")
+    expect([node, "--advertise-tunnel-addr", "fleet.example"], 1,
+           "invalid --advertise-tunnel-addr 'fleet.example'")
+    expect([agent, "--max-dials", "0"], 1, "invalid --max-dials '0'")
+    badkey = c.path("bad.key")
+    with open(badkey, "w") as f:
+        f.write("# a comment, then a short key\nAAAA\n")
+    expect([node, "--cert", "x", "--key", "x", "--ca", "x", "--cluster-key", badkey], 1,
+           "line 2 is not a 32-byte key")
+    goodkey = c.cluster_key()
+    expect([node, "--cert", "x", "--key", "x", "--ca", "x", "--cluster-key", goodkey,
+            "--advertise-addr", "127.0.0.2", "--gossip-addr", "127.0.0.1:0"], 1,
+           "--advertise-addr needs a fixed --gossip-addr port")
     expect([agent, "--weight", "0"], 1, "invalid --weight '0'")
     expect([agent, "--service", "web"], 1, "expected NAME=IP:PORT")
     expect([agent, "--proxy", "nohost"], 1, "expected HOST:PORT")
